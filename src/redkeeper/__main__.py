@@ -1,0 +1,5 @@
+"""`python -m redkeeper` runs the CLI."""
+
+from redkeeper.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""Placeholder CLI; replaced by the cli package."""
+
+
+def main() -> None:
+    raise SystemExit(0)

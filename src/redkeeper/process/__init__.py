@@ -1,0 +1,16 @@
+"""Processes: finding binaries, ports, and starting/stopping real daemons by PID."""
+
+from redkeeper.process.binaries import find_binary
+from redkeeper.process.managed import ManagedProcess, ProcessRecord, pid_alive, stop_pid
+from redkeeper.process.ports import free_port, port_open, wait_for_port
+
+__all__ = [
+    "ManagedProcess",
+    "ProcessRecord",
+    "find_binary",
+    "free_port",
+    "pid_alive",
+    "port_open",
+    "stop_pid",
+    "wait_for_port",
+]
