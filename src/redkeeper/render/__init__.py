@@ -1,0 +1,153 @@
+"""Pure renderers: topology (+ current masters) → every config file, per host.
+
+`render_all` returns values; writing them (atomically, 0600 for secrets) is the caller's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from redkeeper.model import Address
+from redkeeper.render.files import SECRET_MODE, RenderedFile
+from redkeeper.render.layout import Layout
+from redkeeper.render.nutcracker import nutcracker_argv, nutcracker_yaml, render_nutcracker
+from redkeeper.render.redis import render_redis, render_sentinel
+from redkeeper.render.systemd import render_unit, unit_name
+from redkeeper.topology import Topology
+
+REDIS_SERVER = "/usr/bin/redis-server"
+REDIS_SENTINEL = "/usr/bin/redis-sentinel"
+NUTCRACKER = "/usr/sbin/nutcracker"
+REDKEEPER = "/usr/local/bin/redkeeper"
+
+__all__ = [
+    "Layout",
+    "RenderedFile",
+    "initial_masters",
+    "nutcracker_argv",
+    "nutcracker_yaml",
+    "render_all",
+    "render_nutcracker",
+    "render_redis",
+    "render_sentinel",
+]
+
+
+def initial_masters(topology: Topology) -> dict[str, Address]:
+    return {shard.name: shard.master for shard in topology.shards}
+
+
+def _topology_copy(topology: Topology, layout: Layout, text: str) -> RenderedFile:
+    return RenderedFile(
+        layout.config("topology.yaml"), text, SECRET_MODE, topology.spec.proxy.listen.host
+    )
+
+
+def render_all(
+    topology: Topology,
+    layout: Layout,
+    *,
+    masters: Mapping[str, Address] | None = None,
+    password: str | None = None,
+    host: str | None = None,
+    topology_text: str | None = None,
+    units: bool = True,
+) -> list[RenderedFile]:
+    """Every file of the deployment (or of `host` only), in a stable order."""
+    current = dict(initial_masters(topology))
+    current.update(masters or {})
+    files: list[RenderedFile] = []
+    for node in topology.redis_nodes():
+        conf = render_redis(topology, node, layout, current, password)
+        files.append(conf)
+        if units:
+            files.append(
+                render_unit(
+                    node.name,
+                    f"redis-server {node.name} (shard {node.shard})",
+                    [REDIS_SERVER, str(conf.path)],
+                    node.address.host,
+                    writable=(layout.workdir(node.name), layout.log_dir),
+                )
+            )
+    for sentinel in topology.sentinel_nodes():
+        conf = render_sentinel(topology, sentinel, layout, current, password)
+        files.append(conf)
+        if units:
+            files.append(
+                render_unit(
+                    sentinel.name,
+                    f"redis-sentinel {sentinel.name}",
+                    [REDIS_SENTINEL, str(conf.path)],
+                    sentinel.address.host,
+                    writable=(layout.workdir(sentinel.name), layout.log_dir),
+                )
+            )
+    pool = render_nutcracker(topology, layout, current, password)
+    files.append(pool)
+    proxy_host = topology.spec.proxy.listen.host
+    if topology_text is not None:
+        files.append(_topology_copy(topology, layout, topology_text))
+    if units:
+        files.extend(_proxy_units(topology, layout, pool, proxy_host))
+    if host is not None:
+        files = [f for f in files if f.host == host]
+    return files
+
+
+def _proxy_units(
+    topology: Topology, layout: Layout, pool: RenderedFile, proxy_host: str
+) -> list[RenderedFile]:
+    agent = topology.spec.agent
+    topo_path = str(layout.config("topology.yaml"))
+    nutcracker_log = layout.log("nutcracker")
+    units: list[RenderedFile] = []
+    agent_argv = [REDKEEPER, "agent", "-c", topo_path]
+    if agent.restart == "managed":
+        agent_argv.append("--managed")
+    else:
+        units.append(
+            render_unit(
+                "nutcracker",
+                "nutcracker (twemproxy) pool",
+                nutcracker_argv(topology, NUTCRACKER, pool.path, nutcracker_log),
+                proxy_host,
+                user="nutcracker",
+                writable=(layout.log_dir,),
+            )
+        )
+        if agent.restart == "command":
+            agent_argv += ["--restart-cmd", *(agent.restart_cmd or [])]
+        else:
+            agent_argv += ["--staging", str(agent.staging)]
+            units.append(
+                render_unit(
+                    "apply-staged",
+                    "privileged watcher applying staged nutcracker.yml",
+                    [
+                        REDKEEPER,
+                        "apply-staged",
+                        "--staging",
+                        str(agent.staging),
+                        "--config",
+                        str(pool.path),
+                        "--restart-cmd",
+                        "systemctl",
+                        "restart",
+                        unit_name("nutcracker"),
+                    ],
+                    proxy_host,
+                    user="root",
+                )
+            )
+    units.append(
+        render_unit(
+            "agent",
+            "agent (keeps nutcracker on Sentinel's masters)",
+            agent_argv,
+            proxy_host,
+            user="redkeeper",
+            writable=(layout.config_dir, layout.log_dir),
+        )
+    )
+    return units

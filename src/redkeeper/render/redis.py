@@ -1,0 +1,101 @@
+"""Pure renderers for redis.conf (one per node) and sentinel.conf (one per Sentinel)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from redkeeper.model import Address
+from redkeeper.render.files import PUBLIC_MODE, SECRET_MODE, RenderedFile, header
+from redkeeper.render.layout import Layout
+from redkeeper.topology import RedisNode, SentinelNode, Topology
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_redis(
+    topology: Topology,
+    node: RedisNode,
+    layout: Layout,
+    masters: Mapping[str, Address],
+    password: str | None,
+) -> RenderedFile:
+    """redis.conf for `node`; a replica of the shard's current master unless it is that master."""
+    spec = topology.spec.redis
+    workdir = layout.workdir(node.name)
+    master = masters[node.shard]
+    delay = spec.repl_diskless_sync_delay
+    if delay is None:
+        delay = 0 if layout.local else 5
+    lines = [
+        header(f"redis-server {node.name} (shard {node.shard})", topology.source).rstrip(),
+        f"bind {node.address.host}",
+        f"port {node.address.port}",
+        "daemonize no",
+        f"dir {workdir}",
+        'logfile ""' if layout.local else f"logfile {layout.log(node.name)}",
+        f"pidfile {layout.pidfile(node.name)}",
+        f"appendonly {'yes' if spec.appendonly else 'no'}",
+        f'save "{spec.save}"' if spec.save else 'save ""',
+        "dbfilename dump.rdb",
+        "repl-diskless-sync yes",
+        f"repl-diskless-sync-delay {delay}",
+        "replica-read-only yes",
+        f"min-replicas-to-write {spec.min_replicas_to_write}",
+        f"min-replicas-max-lag {spec.min_replicas_max_lag}",
+        f"maxmemory-policy {spec.maxmemory_policy}",
+    ]
+    if spec.maxmemory:
+        lines.append(f"maxmemory {spec.maxmemory}")
+    if password:
+        lines += [f"requirepass {_quote(password)}", f"masterauth {_quote(password)}"]
+    if node.address != master:
+        lines.append(f"replicaof {master.host} {master.port}")
+    return RenderedFile(
+        layout.self_rewriting_config(node.name),
+        "\n".join(lines) + "\n",
+        SECRET_MODE if password else PUBLIC_MODE,
+        node.address.host,
+    )
+
+
+def render_sentinel(
+    topology: Topology,
+    node: SentinelNode,
+    layout: Layout,
+    masters: Mapping[str, Address],
+    password: str | None,
+) -> RenderedFile:
+    """sentinel.conf: monitors every shard under its name, with the topology's timings."""
+    spec = topology.spec.sentinel
+    lines = [
+        header(f"redis-sentinel {node.name}", topology.source).rstrip(),
+        f"bind {node.address.host}",
+        f"port {node.address.port}",
+        "daemonize no",
+        f"dir {layout.workdir(node.name)}",
+        'logfile ""' if layout.local else f"logfile {layout.log(node.name)}",
+        f"pidfile {layout.pidfile(node.name)}",
+        "sentinel resolve-hostnames no",
+        "sentinel deny-scripts-reconfig yes",
+    ]
+    if password:
+        lines += [f"requirepass {_quote(password)}", f"sentinel sentinel-pass {_quote(password)}"]
+    for shard in topology.shards:
+        master = masters[shard.name]
+        name = shard.name
+        lines += [
+            f"sentinel monitor {name} {master.host} {master.port} {spec.quorum}",
+            f"sentinel down-after-milliseconds {name} {spec.down_after_ms}",
+            f"sentinel failover-timeout {name} {spec.failover_timeout_ms}",
+            f"sentinel parallel-syncs {name} {spec.parallel_syncs}",
+        ]
+        if password:
+            lines.append(f"sentinel auth-pass {name} {_quote(password)}")
+    return RenderedFile(
+        layout.self_rewriting_config(node.name),
+        "\n".join(lines) + "\n",
+        SECRET_MODE if password else PUBLIC_MODE,
+        node.address.host,
+    )

@@ -1,0 +1,49 @@
+"""Pure renderers for systemd unit files, one per process of a host."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from redkeeper.render.files import RenderedFile
+
+UNIT_DIR = Path("/etc/systemd/system")
+
+
+def unit_name(process: str) -> str:
+    return f"redkeeper-{process}.service"
+
+
+def render_unit(
+    process: str,
+    description: str,
+    argv: list[str],
+    host: str,
+    *,
+    user: str = "redis",
+    after: tuple[str, ...] = (),
+    writable: tuple[Path, ...] = (),
+) -> RenderedFile:
+    after_units = " ".join(["network-online.target", *after])
+    lines = [
+        "# rendered by redkeeper",
+        "[Unit]",
+        f"Description=redkeeper {description}",
+        f"After={after_units}",
+        "Wants=network-online.target",
+        "",
+        "[Service]",
+        "Type=simple",
+        f"User={user}",
+        f"Group={user}",
+        f"ExecStart={shlex.join(argv)}",
+        "Restart=always",
+        "RestartSec=1",
+        "LimitNOFILE=65536",
+        "NoNewPrivileges=true",
+        "ProtectSystem=full",
+    ]
+    if writable:
+        lines.append("ReadWritePaths=" + " ".join(str(p) for p in writable))
+    lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
+    return RenderedFile(UNIT_DIR / unit_name(process), "\n".join(lines), host=host)

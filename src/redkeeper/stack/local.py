@@ -1,0 +1,322 @@
+"""LocalStack: the whole topology as real processes on loopback, under one state dir.
+
+`up` checks everything first (binaries, ports, no running stack), renders the configs, starts
+Redis masters, replicas, Sentinels and the proxy in order, and waits until the stack is really
+ready. Any failure stops what was started: no half stack is left behind. `down` stops exactly
+the recorded PIDs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from redkeeper.errors import ConfigError, PortInUseError, ProcessError, StackError
+from redkeeper.fsutil import atomic_write
+from redkeeper.model import Address
+from redkeeper.process import ManagedProcess, ProcessRecord, find_binary, stop_pid
+from redkeeper.process.ports import port_bindable, port_open
+from redkeeper.render import Layout, initial_masters, nutcracker_argv, render_all
+from redkeeper.render.files import SECRET_MODE
+from redkeeper.stack import probe, state
+from redkeeper.topology import Topology
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Bounds on every wait of `up` and `down` (seconds)."""
+
+    port: float = 10.0
+    replication: float = 20.0
+    sentinels: float = 30.0
+    proxy: float = 10.0
+    stop: float = 5.0
+
+
+def _poll(check: Callable[[], str | None], timeout: float, interval: float = 0.02) -> str | None:
+    """Call `check` until it returns None (ready) or `timeout` passes; the last reason."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reason = check()
+        if reason is None or time.monotonic() >= deadline:
+            return reason
+        time.sleep(interval)
+
+
+class LocalStack:
+    """Start, stop and locate the processes of a topology on this machine."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        log: Log = lambda _msg: None,
+        timings: Timings = Timings(),
+        with_agent: bool = True,
+    ) -> None:
+        self.topology = topology
+        self.state_dir = topology.state_dir
+        self.layout = Layout.for_local(self.state_dir)
+        self.log = log
+        self.timings = timings
+        self.with_agent = with_agent
+        self._started: list[ManagedProcess] = []
+
+    # ----------------------------------------------------------------- checks
+    def running_records(self) -> list[ProcessRecord]:
+        return [r for r in state.read_records(self.state_dir) if r.alive()]
+
+    def _addresses(self) -> list[tuple[str, Address]]:
+        spec = self.topology.spec
+        found = [(n.name, n.address) for n in self.topology.redis_nodes()]
+        found += [(s.name, s.address) for s in self.topology.sentinel_nodes()]
+        found += [("nutcracker", spec.proxy.listen), ("nutcracker stats", spec.proxy.stats)]
+        if self.with_agent and spec.agent.metrics is not None:
+            found.append(("agent metrics", spec.agent.metrics))
+        return found
+
+    def preflight(self) -> dict[str, str]:
+        """Binaries by name; raises before anything is started or written."""
+        running = self.running_records()
+        if running:
+            pids = ", ".join(f"{r.name}={r.pid}" for r in running)
+            raise StackError(
+                f"a stack is already running from {self.state_dir} ({pids}); "
+                "run `redkeeper down` first"
+            )
+        binaries = {
+            name: find_binary(name) for name in ("redis-server", "redis-sentinel", "nutcracker")
+        }
+        remote = [f"{n} {a}" for n, a in self._addresses() if not a.is_loopback]
+        if remote:
+            raise StackError(
+                f"{self.topology.source}: `up` runs a local stack, but "
+                f"{', '.join(remote)} is not on 127.0.0.0/8 (fix: use `render --host` and "
+                "systemd for real hosts)"
+            )
+        busy = [f"{n} {a}" for n, a in self._addresses() if not port_bindable(a.host, a.port)]
+        if busy:
+            raise PortInUseError(
+                f"port(s) in use: {', '.join(busy)} (fix: stop what holds them, or change the "
+                f"ports in the topology file; nothing was started)"
+            )
+        if self.topology.spec.proxy.mode == "steady":
+            raise StackError(
+                f"{self.topology.source}: proxy.mode: steady is not implemented yet "
+                "(fix: use mode: restart)"
+            )
+        return binaries
+
+    # ----------------------------------------------------------------- up
+    def current_masters(self) -> dict[str, Address]:
+        """Saved masters from the last `down` when they belong to this topology."""
+        masters = initial_masters(self.topology)
+        inventory = self.topology.inventory()
+        for shard, address in state.read_masters(self.state_dir).items():
+            if shard in inventory and address in inventory[shard]:
+                masters[shard] = address
+        return masters
+
+    def up(self) -> list[ProcessRecord]:
+        """Start everything and wait until ready; on failure stop it all and raise."""
+        binaries = self.preflight()
+        password = self.topology.password()
+        masters = self.current_masters()
+        started_at = time.monotonic()
+        try:
+            self._write_configs(masters, password)
+            self._start_redis(binaries, masters, password)
+            self._start_sentinels(binaries, password)
+            self._start_proxy(binaries, password)
+        except BaseException:
+            self.log("start-up failed; stopping what was started")
+            self._stop_started()
+            raise
+        self.log(f"stack ready in {time.monotonic() - started_at:.1f} s")
+        return [p.record for p in self._started]
+
+    def _write_configs(self, masters: dict[str, Address], password: str | None) -> None:
+        for rendered in render_all(
+            self.topology, self.layout, masters=masters, password=password, units=False
+        ):
+            rendered.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(rendered.path, rendered.text, mode=rendered.mode, backup=False)
+            if rendered.mode == SECRET_MODE:
+                os.chmod(rendered.path, SECRET_MODE)
+
+    def _launch(self, name: str, argv: list[str], address: Address) -> ManagedProcess:
+        workdir = self.layout.workdir(name)
+        proc = ManagedProcess(name, argv, workdir, self.layout.log(name))
+        proc.start()
+        self._started.append(proc)
+        state.write_records(self.state_dir, [p.record for p in self._started])
+        return proc
+
+    def _wait_port(self, proc: ManagedProcess, address: Address, timeout: float) -> None:
+        def ready() -> str | None:
+            if proc.exited() is not None:
+                raise ProcessError(
+                    f"{proc.name} exited during start-up; last log lines:\n{proc.tail_log()}"
+                )
+            return None if port_open(address.host, address.port) else "port closed"
+
+        if _poll(ready, timeout) is not None:
+            raise ProcessError(f"{proc.name} did not open {address} within {timeout:.0f} s")
+
+    def _start_redis(
+        self, binaries: dict[str, str], masters: dict[str, Address], password: str | None
+    ) -> None:
+        nodes = self.topology.redis_nodes()
+        ordered = sorted(nodes, key=lambda n: n.address != masters[n.shard])  # masters first
+        procs = []
+        for node in ordered:
+            conf = self.layout.self_rewriting_config(node.name)
+            procs.append(
+                (node, self._launch(node.name, [binaries["redis-server"], str(conf)], node.address))
+            )
+        for node, proc in procs:
+            self._wait_port(proc, node.address, self.timings.port)
+        self.log(f"{len(procs)} redis-server processes listening")
+
+        def replicas_linked() -> str | None:
+            for node in nodes:
+                if node.address == masters[node.shard]:
+                    continue
+                info = probe.replication(node.address, password)
+                if info is None or not info.link_up:
+                    return f"replica {node.name} ({node.address}) has no link to its master"
+            return None
+
+        reason = _poll(replicas_linked, self.timings.replication)
+        if reason:
+            raise ProcessError(f"{reason} after {self.timings.replication:.0f} s")
+        self.log("every replica has master_link_status:up")
+
+    def _start_sentinels(self, binaries: dict[str, str], password: str | None) -> None:
+        sentinels = self.topology.sentinel_nodes()
+        procs = []
+        for node in sentinels:
+            conf = self.layout.self_rewriting_config(node.name)
+            procs.append(
+                (
+                    node,
+                    self._launch(node.name, [binaries["redis-sentinel"], str(conf)], node.address),
+                )
+            )
+        for node, proc in procs:
+            self._wait_port(proc, node.address, self.timings.port)
+        others = len(sentinels) - 1
+
+        def sentinels_ready() -> str | None:
+            for node in sentinels:
+                masters = probe.sentinel_masters(node.address, password)
+                if masters is None:
+                    return f"{node.name} does not answer"
+                for shard in self.topology.shards:
+                    info = masters.get(shard.name)
+                    if info is None:
+                        return f"{node.name} does not monitor {shard.name}"
+                    if info.num_other_sentinels < others:
+                        return (
+                            f"{node.name} knows {info.num_other_sentinels} of {others} other "
+                            f"Sentinels for {shard.name}"
+                        )
+                    if info.num_slaves < len(shard.replicas):
+                        return f"{node.name} knows {info.num_slaves} replicas of {shard.name}"
+                    reason = probe.ckquorum(node.address, shard.name, password)
+                    if reason:
+                        return f"{node.name}: CKQUORUM {shard.name}: {reason}"
+            return None
+
+        reason = _poll(sentinels_ready, self.timings.sentinels, interval=0.1)
+        if reason:
+            raise ProcessError(
+                f"Sentinels not ready after {self.timings.sentinels:.0f} s: {reason}"
+            )
+        self.log(f"{len(sentinels)} Sentinels agree (CKQUORUM OK for every shard)")
+
+    def proxy_argv(self, binary: str) -> list[str]:
+        return nutcracker_argv(self.topology, binary, self.layout.config("nutcracker.yml"))
+
+    def _agent_argv(self) -> list[str]:
+        argv = [sys.executable, "-m", "redkeeper", "agent", "--managed"]
+        if self.topology.source != "<embedded default>":
+            argv += ["-c", self.topology.source]
+        return argv
+
+    def _start_proxy(self, binaries: dict[str, str], password: str | None) -> None:
+        listen = self.topology.spec.proxy.listen
+        proc = self._launch("nutcracker", self.proxy_argv(binaries["nutcracker"]), listen)
+        self._wait_port(proc, listen, self.timings.proxy)
+
+        def serving() -> str | None:
+            try:
+                with probe.client(listen, None, 0.5) as conn:
+                    conn.get("redkeeper:ready-probe")
+            except Exception as exc:  # any failure means: not serving yet
+                return f"{type(exc).__name__}: {exc}"
+            return None
+
+        reason = _poll(serving, self.timings.proxy)
+        if reason:
+            raise ProcessError(f"nutcracker on {listen} does not serve requests: {reason}")
+        self.log(f"nutcracker serving on {listen}")
+
+    # ----------------------------------------------------------------- down
+    def _stop_started(self) -> None:
+        for proc in reversed(self._started):
+            proc.stop(self.timings.stop)
+        state.clear_records(self.state_dir)
+        self._started.clear()
+
+    def save_masters(self, password: str | None) -> dict[str, Address]:
+        """Record Sentinel's current masters (majority of answering Sentinels) for next `up`."""
+        votes: dict[str, dict[Address, int]] = {}
+        for node in self.topology.sentinel_nodes():
+            masters = probe.sentinel_masters(node.address, password)
+            for name, info in (masters or {}).items():
+                votes.setdefault(name, {}).setdefault(info.address, 0)
+                votes[name][info.address] += 1
+        current = {name: max(v, key=lambda a: v[a]) for name, v in votes.items() if v}
+        if current:
+            state.write_masters(self.state_dir, current)
+        return current
+
+    def down(self) -> list[ProcessRecord]:
+        """Stop the recorded processes (and only those): proxy, Sentinels, then Redis."""
+        records = state.read_records(self.state_dir)
+        proxy = state.read_proxy_record(self.state_dir)
+        if proxy is not None:
+            records.append(proxy)
+        alive = [r for r in records if r.alive()]
+        try:
+            password = self.topology.password()
+        except ConfigError:
+            password = None  # without it Sentinels refuse; masters.json is kept as is
+        if any(r.name.startswith("sentinel-") for r in alive):
+            self.save_masters(password)
+
+        def rank(record: ProcessRecord) -> int:
+            if record.name.startswith("sentinel-"):
+                return 1
+            if record.name in ("agent", "nutcracker"):
+                return 0
+            return 2
+
+        for stage in (0, 1, 2):
+            group = [r for r in alive if rank(r) == stage]
+            for record in group:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(record.pid, signal.SIGTERM)
+            for record in group:
+                stop_pid(record.pid, record.start_ticks, self.timings.stop)
+        state.clear_records(self.state_dir)
+        state.write_proxy_record(self.state_dir, None)
+        return alive

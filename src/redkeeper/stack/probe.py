@@ -1,0 +1,144 @@
+"""Synchronous, bounded probes of running components (redis-py sync client, raw stats socket).
+
+Used by `up` (readiness) and `status`. Every call has a timeout and never raises for a
+component that is down: it returns None / an error string instead.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from redis.exceptions import RedisError
+
+from redkeeper.model import Address
+
+
+def client(address: Address, password: str | None = None, timeout: float = 0.5) -> redis.Redis:
+    return redis.Redis(
+        host=address.host,
+        port=address.port,
+        password=password,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        decode_responses=True,
+        protocol=2,  # redis-py 8 would send HELLO 3, which nutcracker rejects
+        driver_info=None,  # no CLIENT SETINFO on connect: nutcracker closes on unknown commands
+    )
+
+
+@dataclass(frozen=True)
+class ReplicationInfo:
+    role: str  # "master" | "slave"
+    master: Address | None
+    link_up: bool | None
+    offset: int
+    connected_replicas: int
+
+
+def replication(
+    address: Address, password: str | None = None, timeout: float = 0.5
+) -> ReplicationInfo | None:
+    """INFO replication of a redis-server, or None when it does not answer."""
+    try:
+        with client(address, password, timeout) as conn:
+            info: dict[str, Any] = conn.info("replication")
+    except (RedisError, OSError):
+        return None
+    role = str(info.get("role", "?"))
+    if role == "slave":
+        master = Address(str(info["master_host"]), int(info["master_port"]))
+        return ReplicationInfo(
+            role,
+            master,
+            info.get("master_link_status") == "up",
+            int(info.get("slave_repl_offset", 0)),
+            int(info.get("connected_slaves", 0)),
+        )
+    return ReplicationInfo(
+        role,
+        None,
+        None,
+        int(info.get("master_repl_offset", 0)),
+        int(info.get("connected_slaves", 0)),
+    )
+
+
+@dataclass(frozen=True)
+class SentinelMasterInfo:
+    name: str
+    address: Address
+    config_epoch: int
+    flags: frozenset[str]
+    num_slaves: int
+    num_other_sentinels: int
+    quorum: int
+
+
+def sentinel_masters(
+    address: Address, password: str | None = None, timeout: float = 0.5
+) -> dict[str, SentinelMasterInfo] | None:
+    """SENTINEL MASTERS of one Sentinel, keyed by master name; None when it does not answer."""
+    try:
+        with client(address, password, timeout) as conn:
+            raw: Any = conn.execute_command("SENTINEL", "MASTERS")
+    except (RedisError, OSError):
+        return None
+    result: dict[str, SentinelMasterInfo] = {}
+    for entry in raw:
+        fields = (
+            entry if isinstance(entry, dict) else dict(zip(entry[::2], entry[1::2], strict=True))
+        )
+        name = str(fields["name"])
+        result[name] = SentinelMasterInfo(
+            name,
+            Address(str(fields["ip"]), int(fields["port"])),
+            int(fields.get("config-epoch", 0)),
+            frozenset(str(fields.get("flags", "")).split(",")),
+            int(fields.get("num-slaves", 0)),
+            int(fields.get("num-other-sentinels", 0)),
+            int(fields.get("quorum", 0)),
+        )
+    return result
+
+
+def ckquorum(
+    address: Address, name: str, password: str | None = None, timeout: float = 0.5
+) -> str | None:
+    """None when SENTINEL CKQUORUM NAME is OK, else the reason."""
+    try:
+        with client(address, password, timeout) as conn:
+            conn.execute_command("SENTINEL", "CKQUORUM", name)
+    except (RedisError, OSError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def ping(address: Address, password: str | None = None, timeout: float = 0.5) -> bool:
+    try:
+        with client(address, password, timeout) as conn:
+            return bool(conn.ping())
+    except (RedisError, OSError):
+        return False
+
+
+def nutcracker_stats(address: Address, timeout: float = 0.5) -> dict[str, Any] | None:
+    """The JSON object nutcracker's stats port sends on connect, or None."""
+    chunks: list[bytes] = []
+    try:
+        with socket.create_connection((address.host, address.port), timeout=timeout) as sock:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+    except OSError:
+        return None
+    try:
+        parsed: Any = json.loads(b"".join(chunks))
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None

@@ -1,0 +1,190 @@
+"""`redkeeper status`: gather what every component says (I/O), then judge health (pure).
+
+The report is plain data (dataclasses → JSON); the CLI renders it as tables.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from redkeeper.process import port_open
+from redkeeper.stack import probe
+from redkeeper.topology import Topology
+
+
+@dataclass
+class NodeStatus:
+    shard: str
+    name: str
+    address: str
+    up: bool
+    role: str | None = None
+    master: str | None = None
+    link_up: bool | None = None
+    lag_bytes: int | None = None
+    connected_replicas: int | None = None
+
+
+@dataclass
+class SentinelStatus:
+    name: str
+    address: str
+    up: bool
+    masters: dict[str, str] = field(default_factory=dict)  # shard -> address it reports
+    epochs: dict[str, int] = field(default_factory=dict)
+    flags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ProxyStatus:
+    address: str
+    up: bool
+    stats_up: bool = False
+    curr_connections: int | None = None
+    total_connections: int | None = None
+    servers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class ShardStatus:
+    name: str
+    master: str | None  # the majority Sentinel view
+    nodes: list[NodeStatus]
+
+
+@dataclass
+class StackStatus:
+    shards: list[ShardStatus]
+    sentinels: list[SentinelStatus]
+    proxy: ProxyStatus
+    agent: dict[str, Any] | None
+    problems: list[str]
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["healthy"] = self.healthy
+        return data
+
+
+def collect(
+    topology: Topology, password: str | None, agent: dict[str, Any] | None = None
+) -> StackStatus:
+    """Ask every component; never raises for a component that is down."""
+    sentinels: list[SentinelStatus] = []
+    for sentinel in topology.sentinel_nodes():
+        masters = probe.sentinel_masters(sentinel.address, password)
+        status = SentinelStatus(sentinel.name, str(sentinel.address), masters is not None)
+        for name, master in (masters or {}).items():
+            status.masters[name] = str(master.address)
+            status.epochs[name] = master.config_epoch
+            status.flags[name] = ",".join(sorted(master.flags))
+        sentinels.append(status)
+
+    shards: list[ShardStatus] = []
+    for shard in topology.shards:
+        votes = Counter(s.masters[shard.name] for s in sentinels if shard.name in s.masters)
+        view = votes.most_common(1)[0][0] if votes else None
+        nodes: list[NodeStatus] = []
+        offsets: dict[str, int] = {}
+        for index, address in enumerate(shard.nodes, start=1):
+            info = probe.replication(address, password)
+            name = f"{shard.name}-{index}"
+            if info is None:
+                nodes.append(NodeStatus(shard.name, name, str(address), False))
+                continue
+            offsets[str(address)] = info.offset
+            nodes.append(
+                NodeStatus(
+                    shard.name,
+                    name,
+                    str(address),
+                    True,
+                    role="master" if info.role == "master" else "replica",
+                    master=str(info.master) if info.master else None,
+                    link_up=info.link_up,
+                    connected_replicas=info.connected_replicas,
+                )
+            )
+        for node in nodes:
+            if node.role == "replica" and node.master in offsets:
+                node.lag_bytes = max(0, offsets[node.master] - offsets[node.address])
+        shards.append(ShardStatus(shard.name, view, nodes))
+
+    proxy = _proxy_status(topology)
+    problems = judge(topology, shards, sentinels, proxy)
+    return StackStatus(shards, sentinels, proxy, agent, problems)
+
+
+def _proxy_status(topology: Topology) -> ProxyStatus:
+    spec = topology.spec.proxy
+    status = ProxyStatus(str(spec.listen), port_open(spec.listen.host, spec.listen.port))
+    stats = probe.nutcracker_stats(spec.stats)
+    if stats is not None:
+        status.stats_up = True
+        pool = stats.get(spec.pool, {})
+        if isinstance(pool, dict):
+            status.curr_connections = _int(pool.get("client_connections"))
+            status.total_connections = _int(stats.get("total_connections"))
+            for shard in topology.shards:
+                entry = pool.get(shard.name)
+                if isinstance(entry, dict):
+                    status.servers[shard.name] = {
+                        k: entry[k]
+                        for k in ("server_connections", "server_eof", "server_err", "requests")
+                        if k in entry
+                    }
+    return status
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def judge(
+    topology: Topology,
+    shards: list[ShardStatus],
+    sentinels: list[SentinelStatus],
+    proxy: ProxyStatus,
+) -> list[str]:
+    """Every reason the stack is not healthy (pure)."""
+    problems: list[str] = []
+    for sentinel in sentinels:
+        if not sentinel.up:
+            problems.append(f"{sentinel.name} ({sentinel.address}) does not answer")
+    for shard in shards:
+        masters = [n for n in shard.nodes if n.role == "master"]
+        for node in shard.nodes:
+            if not node.up:
+                problems.append(f"{shard.name}: {node.name} ({node.address}) does not answer")
+            elif node.role == "replica" and not node.link_up:
+                problems.append(f"{shard.name}: replica {node.address} link to {node.master} down")
+            elif node.role == "replica" and shard.master and node.master != shard.master:
+                problems.append(
+                    f"{shard.name}: replica {node.address} follows {node.master}, "
+                    f"Sentinel says master is {shard.master}"
+                )
+        if shard.master is None:
+            problems.append(f"{shard.name}: no Sentinel reports a master")
+        if len(masters) != 1:
+            listed = ", ".join(n.address for n in masters) or "none"
+            problems.append(f"{shard.name}: {len(masters)} nodes report role master ({listed})")
+        elif shard.master and masters[0].address != shard.master:
+            problems.append(
+                f"{shard.name}: Sentinel says {shard.master}, but {masters[0].address} is master"
+            )
+        disagreeing = [
+            s.name for s in sentinels if s.up and s.masters.get(shard.name) != shard.master
+        ]
+        if disagreeing:
+            problems.append(f"{shard.name}: {', '.join(disagreeing)} disagree on the master")
+    if not proxy.up:
+        problems.append(f"nutcracker ({proxy.address}) does not answer")
+    elif not proxy.stats_up:
+        problems.append(f"nutcracker stats ({topology.spec.proxy.stats}) do not answer")
+    return problems

@@ -1,0 +1,141 @@
+"""Cross-field rules of a topology (pure): what pydantic's per-field checks cannot see.
+
+Returns problems (errors) and warnings; the loader raises on errors and logs warnings.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from redkeeper.errors import Problem
+from redkeeper.model import Address
+from redkeeper.topology.schema import TopologySpec
+
+
+def _endpoints(spec: TopologySpec) -> list[tuple[str, Address]]:
+    found: list[tuple[str, Address]] = []
+    for i, shard in enumerate(spec.shards):
+        found.append((f"shards[{i}].master", shard.master))
+        found.extend((f"shards[{i}].replicas[{j}]", r) for j, r in enumerate(shard.replicas))
+    found.extend((f"sentinel.nodes[{i}]", a) for i, a in enumerate(spec.sentinel.nodes))
+    found.append(("proxy.listen", spec.proxy.listen))
+    found.append(("proxy.stats", spec.proxy.stats))
+    if spec.agent.metrics is not None:
+        found.append(("agent.metrics", spec.agent.metrics))
+    return found
+
+
+def check(spec: TopologySpec, source: str) -> tuple[list[Problem], list[Problem]]:
+    """(errors, warnings) for a schema-valid topology."""
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+
+    seen_names: dict[str, int] = {}
+    for i, shard in enumerate(spec.shards):
+        if shard.name in seen_names:
+            errors.append(
+                Problem(
+                    source,
+                    f"shards[{i}].name",
+                    f"duplicate shard name {shard.name!r} (also shards[{seen_names[shard.name]}])",
+                    "give every shard a unique name",
+                )
+            )
+        else:
+            seen_names[shard.name] = i
+
+    users: dict[Address, list[str]] = defaultdict(list)
+    for field, address in _endpoints(spec):
+        users[address].append(field)
+    for address, fields in users.items():
+        if len(fields) > 1:
+            errors.append(
+                Problem(
+                    source,
+                    fields[1],
+                    f"address {address} is already used by {fields[0]}",
+                    "give every Redis node, Sentinel and listener its own host:port",
+                )
+            )
+
+    sentinel = spec.sentinel
+    count = len(sentinel.nodes)
+    if not 1 <= sentinel.quorum <= count:
+        errors.append(
+            Problem(
+                source,
+                "sentinel.quorum",
+                f"quorum {sentinel.quorum} is not between 1 and the {count} Sentinel(s)",
+                f"set quorum to at most {count} (usually a majority: {count // 2 + 1})",
+            )
+        )
+    if count < 3:
+        warnings.append(
+            Problem(
+                source,
+                "sentinel.nodes",
+                f"only {count} Sentinel(s): a failover needs a majority, so one lost Sentinel "
+                "can stop failovers",
+                "run at least 3 Sentinels on separate hosts",
+            )
+        )
+    if sentinel.down_after_ms >= sentinel.failover_timeout_ms:
+        errors.append(
+            Problem(
+                source,
+                "sentinel.down_after_ms",
+                f"down_after_ms {sentinel.down_after_ms} must be below failover_timeout_ms "
+                f"{sentinel.failover_timeout_ms}",
+                "lower down_after_ms or raise failover_timeout_ms",
+            )
+        )
+
+    if spec.auth.password_env and spec.auth.password_file:
+        errors.append(
+            Problem(
+                source,
+                "auth",
+                "both password_env and password_file are set",
+                "keep only one source for the password",
+            )
+        )
+
+    agent = spec.agent
+    if agent.restart == "command" and not agent.restart_cmd:
+        errors.append(
+            Problem(
+                source,
+                "agent.restart_cmd",
+                "restart: command needs restart_cmd",
+                "set restart_cmd to an argv list, e.g. [systemctl, restart, nutcracker]",
+            )
+        )
+    if agent.restart == "staging" and agent.staging is None:
+        errors.append(
+            Problem(
+                source,
+                "agent.staging",
+                "restart: staging needs a staging path",
+                "set staging to a file the privileged apply-staged watcher reads",
+            )
+        )
+
+    if spec.proxy.distribution == "random":
+        warnings.append(
+            Problem(
+                source,
+                "proxy.distribution",
+                "random distribution puts each request on any shard: keys cannot be located",
+                "use ketama for a sharded store",
+            )
+        )
+    if spec.proxy.auto_eject_hosts:
+        warnings.append(
+            Problem(
+                source,
+                "proxy.auto_eject_hosts",
+                "true moves keys to other shards whenever a master is briefly unreachable",
+                "set it to false and let Sentinel handle failures",
+            )
+        )
+    return errors, warnings

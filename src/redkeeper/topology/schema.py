@@ -1,0 +1,186 @@
+"""The topology file's schema (pydantic): every field, its type, default and bounds.
+
+Cross-field rules (duplicates, quorum, timing) live in `checks.py`; loading and error
+formatting in `loader.py`. Addresses are parsed into `redkeeper.model.Address` here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    field_validator,
+)
+
+from redkeeper.model import Address
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+HASHES = (
+    "one_at_a_time",
+    "md5",
+    "crc16",
+    "crc32",
+    "crc32a",
+    "fnv1_64",
+    "fnv1a_64",
+    "fnv1_32",
+    "fnv1a_32",
+    "hsieh",
+    "murmur",
+    "jenkins",
+)
+DISTRIBUTIONS = ("ketama", "modula", "random")
+
+
+def _parse_address(value: Any) -> Address:
+    if isinstance(value, Address):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a 'host:port' string, like '127.0.0.1:6379'")
+    return Address.parse(value)
+
+
+Addr = Annotated[Address, PlainValidator(_parse_address), PlainSerializer(str, return_type=str)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SentinelSpec(_Strict):
+    nodes: list[Addr] = Field(min_length=1)
+    quorum: int = Field(default=2, ge=1)
+    down_after_ms: int = Field(default=5000, ge=100)
+    failover_timeout_ms: int = Field(default=60000, ge=1000)
+    parallel_syncs: int = Field(default=1, ge=1)
+
+
+class ShardSpec(_Strict):
+    name: str
+    master: Addr
+    replicas: list[Addr] = Field(default_factory=list)
+    weight: int = Field(default=1, ge=1, le=100000)
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, value: str) -> str:
+        if not NAME_RE.fullmatch(value):
+            raise ValueError(
+                "must be 1-64 characters of letters, digits, '.', '_' or '-' starting with a "
+                "letter or digit (it is the Sentinel master name and the nutcracker server name)"
+            )
+        return value
+
+    @property
+    def nodes(self) -> list[Address]:
+        return [self.master, *self.replicas]
+
+
+class RedisSpec(_Strict):
+    """Settings rendered into every redis.conf."""
+
+    appendonly: bool = True
+    save: str = "3600 1 300 100 60 10000"
+    min_replicas_to_write: int = Field(default=1, ge=0)
+    min_replicas_max_lag: int = Field(default=10, ge=1)
+    maxmemory: str | None = None
+    maxmemory_policy: str = "noeviction"
+    repl_diskless_sync_delay: int | None = Field(
+        default=None, ge=0, description="None: 0 for local stacks, Redis's default otherwise"
+    )
+
+
+class ProxySpec(_Strict):
+    """The nutcracker pool (every twemproxy 0.5.0 pool key) and the routing mode."""
+
+    mode: Literal["restart", "steady"] = "restart"
+    pool: str = "redkeeper"
+    listen: Addr = Field(default_factory=lambda: Address("127.0.0.1", 22121))
+    stats: Addr = Field(default_factory=lambda: Address("127.0.0.1", 22222))
+    stats_interval_ms: int = Field(default=1000, ge=100)
+    hash: str = "fnv1a_64"
+    distribution: str = "ketama"
+    hash_tag: str | None = None
+    timeout_ms: int | None = Field(default=1000, ge=1)
+    backlog: int = Field(default=1024, ge=1)
+    redis_db: int = Field(default=0, ge=0)
+    preconnect: bool = True
+    auto_eject_hosts: bool = False
+    server_connections: int = Field(default=1, ge=1)
+    server_retry_timeout_ms: int = Field(default=2000, ge=1)
+    server_failure_limit: int = Field(default=2, ge=1)
+    tcpkeepalive: bool = True
+    mbuf_size: int | None = Field(default=None, ge=512)
+
+    @field_validator("hash")
+    @classmethod
+    def _hash_ok(cls, value: str) -> str:
+        if value not in HASHES:
+            raise ValueError(f"unknown hash {value!r}; one of: {', '.join(HASHES)}")
+        return value
+
+    @field_validator("distribution")
+    @classmethod
+    def _distribution_ok(cls, value: str) -> str:
+        if value not in DISTRIBUTIONS:
+            raise ValueError(f"unknown distribution {value!r}; one of: {', '.join(DISTRIBUTIONS)}")
+        return value
+
+    @field_validator("hash_tag")
+    @classmethod
+    def _hash_tag_ok(cls, value: str | None) -> str | None:
+        if value is not None and len(value) != 2:
+            raise ValueError("must be exactly 2 characters, like '{}'")
+        return value
+
+    @field_validator("pool")
+    @classmethod
+    def _pool_ok(cls, value: str) -> str:
+        if not NAME_RE.fullmatch(value):
+            raise ValueError("must be letters, digits, '.', '_' or '-'")
+        return value
+
+
+class AuthSpec(_Strict):
+    """Where the one shared password comes from; never the YAML itself."""
+
+    password_env: str | None = None
+    password_file: Path | None = None
+
+
+class AgentSpec(_Strict):
+    metrics: Addr | None = Field(default_factory=lambda: Address("127.0.0.1", 9121))
+    debounce_ms: int = Field(default=50, ge=0, le=10000)
+    period_ms: int = Field(default=1000, ge=50, le=600000)
+    sentinel_timeout_ms: int = Field(default=500, ge=10, le=60000)
+    restart: Literal["managed", "command", "staging"] = "managed"
+    restart_cmd: list[str] | None = None
+    staging: Path | None = None
+
+
+class TopologySpec(_Strict):
+    """The whole topology file."""
+
+    name: str = "redkeeper"
+    state_dir: Path = Path(".redkeeper")
+    sentinel: SentinelSpec
+    shards: list[ShardSpec] = Field(min_length=1)
+    proxy: ProxySpec = Field(default_factory=ProxySpec)
+    redis: RedisSpec = Field(default_factory=RedisSpec)
+    auth: AuthSpec = Field(default_factory=AuthSpec)
+    agent: AgentSpec = Field(default_factory=AgentSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, value: str) -> str:
+        if not NAME_RE.fullmatch(value):
+            raise ValueError("must be letters, digits, '.', '_' or '-'")
+        return value
