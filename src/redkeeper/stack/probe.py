@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from redkeeper.model import Address
 
@@ -25,6 +27,7 @@ def client(address: Address, password: str | None = None, timeout: float = 0.5) 
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         decode_responses=True,
+        retry=Retry(NoBackoff(), 0),  # a probe answers now or not; redis-py retries 3x by default
         protocol=2,  # redis-py 8 would send HELLO 3, which nutcracker rejects
         driver_info=None,  # no CLIENT SETINFO on connect: nutcracker closes on unknown commands
     )

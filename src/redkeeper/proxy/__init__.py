@@ -1,0 +1,1 @@
+"""Proxies: twemproxy config editing and restart strategies, HAProxy runtime API."""

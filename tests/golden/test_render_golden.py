@@ -1,0 +1,115 @@
+"""Golden files for every renderer; every rendered nutcracker.yml passes the real `nutcracker -t`.
+
+Regenerate after an intended change: REDKEEPER_UPDATE_GOLDEN=1 pytest tests/golden
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from redkeeper.process import find_binary
+from redkeeper.render import Layout, render_all
+from redkeeper.render.files import RenderedFile
+from redkeeper.topology import load_topology, parse_topology
+from tests.support import run_cli
+
+HERE = Path(__file__).parent
+UPDATE = os.environ.get("REDKEEPER_UPDATE_GOLDEN") == "1"
+
+AUTH_TOPOLOGY = """
+name: prod
+sentinel:
+  nodes: [10.0.0.1:26379, 10.0.0.2:26379, 10.0.0.3:26379]
+  quorum: 2
+  down_after_ms: 5000
+  failover_timeout_ms: 60000
+shards:
+  - {name: alpha, master: 10.0.0.1:6379, replicas: [10.0.0.2:6380], weight: 2}
+  - {name: beta, master: 10.0.0.2:6379, replicas: [10.0.0.3:6380]}
+proxy: {listen: 10.0.0.9:22121, stats: 10.0.0.9:22222, hash: murmur, hash_tag: "{}"}
+auth: {password_env: REDKEEPER_PASSWORD}
+agent: {restart: command, restart_cmd: [systemctl, restart, redkeeper-nutcracker.service]}
+"""
+
+
+def _check(files: list[RenderedFile], case: str) -> None:
+    root = HERE / case
+    for rendered in files:
+        golden = root / rendered.path.relative_to("/")
+        if UPDATE:
+            golden.parent.mkdir(parents=True, exist_ok=True)
+            golden.write_text(rendered.text)
+        assert golden.exists(), f"missing golden file {golden} (REDKEEPER_UPDATE_GOLDEN=1)"
+        assert rendered.text == golden.read_text(), f"{rendered.path} differs from {golden}"
+    expected = {p.relative_to(root) for p in root.rglob("*") if p.is_file()}
+    assert expected == {f.path.relative_to("/") for f in files}
+
+
+def test_default_topology_system_layout() -> None:
+    files = render_all(load_topology(None), Layout.for_system())
+    _check(files, "default")
+    assert all(not f.secret for f in files)
+
+
+def test_auth_topology_with_password_and_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDKEEPER_PASSWORD", "golden-pw")
+    topology = parse_topology(AUTH_TOPOLOGY, source="prod.yaml", base_dir=Path("/etc/redkeeper"))
+    files = render_all(topology, Layout.for_system(), password=topology.password())
+    _check(files, "auth")
+    secrets = {f.path.name for f in files if f.secret}
+    assert "nutcracker.yml" in secrets
+    assert "alpha-1.conf" in secrets and "sentinel-1.conf" in secrets
+    pool = next(f for f in files if f.path.name == "nutcracker.yml").text
+    assert "- 10.0.0.1:6379:2 alpha" in pool and "- 10.0.0.2:6379:1 beta" in pool
+    assert "auto_eject_hosts: false" in pool
+    sentinel = next(f for f in files if f.path.name == "sentinel-1.conf").text
+    assert 'sentinel auth-pass alpha "golden-pw"' in sentinel
+
+
+def test_only_one_host() -> None:
+    topology = parse_topology(AUTH_TOPOLOGY, source="prod.yaml", base_dir=Path("/"))
+    files = render_all(topology, Layout.for_system(), password="x", host="10.0.0.9")
+    names = sorted(f.path.name for f in files)
+    assert names == ["nutcracker.yml", "redkeeper-agent.service", "redkeeper-nutcracker.service"]
+
+
+def test_rendered_nutcracker_yml_passes_nutcracker_t(tmp_path: Path) -> None:
+    nutcracker = find_binary("nutcracker")
+    cases = [render_all(load_topology(None), Layout.for_system())]
+    topology = parse_topology(AUTH_TOPOLOGY, source="prod.yaml", base_dir=Path("/"))
+    cases.append(render_all(topology, Layout.for_system(), password="pw with spaces"))
+    for i, files in enumerate(cases):
+        pool = next(f for f in files if f.path.name == "nutcracker.yml")
+        path = tmp_path / f"pool{i}.yml"
+        path.write_text(pool.text)
+        result = subprocess.run(
+            [nutcracker, "-t", "-c", str(path)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert "syntax is ok" in result.stderr
+
+
+def test_render_cli_writes_secrets_0600_and_is_idempotent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topo = tmp_path / "prod.yaml"
+    topo.write_text(AUTH_TOPOLOGY)
+    out = tmp_path / "out"
+    monkeypatch.setenv("REDKEEPER_PASSWORD", "pw")
+    first = run_cli("render", str(topo), "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    pool = out / "etc/redkeeper/nutcracker.yml"
+    assert stat.S_IMODE(pool.stat().st_mode) == 0o600
+    assert (
+        stat.S_IMODE((out / "etc/systemd/system/redkeeper-agent.service").stat().st_mode) == 0o644
+    )
+    again = run_cli("render", str(topo), "--out", str(out))
+    assert "0 changed" in again.stdout
+    missing = run_cli("render", str(topo), "--out", str(tmp_path / "o2"), "--host", "1.2.3.4")
+    assert missing.returncode != 0 and "--host" in missing.stderr
+    assert not (tmp_path / "o2").exists()
