@@ -1,0 +1,1 @@
+"""Micro-benchmarks of redkeeper's hot paths (run each module as a script)."""

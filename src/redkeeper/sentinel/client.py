@@ -1,0 +1,290 @@
+"""The asyncio edge towards Sentinels: ask all of them, and listen to all of them.
+
+Owns every network exchange with Sentinels (redis-py `redis.asyncio`):
+
+- `query_sentinel` / `query_all`: `SENTINEL MASTERS` on each Sentinel, concurrently, each
+  bounded by `timeout`; network failures become `SentinelAnswer(error=...)`, never raise.
+- `SentinelWatcher`: one task per Sentinel holding a `PSUBSCRIBE *` link, delivering parsed
+  events, reporting link up/down, detecting dead (killed or frozen) Sentinels with a PING on
+  the pub/sub connection, and reconnecting forever with jittered exponential backoff.
+
+The wire protocol is pinned to RESP2 and redis-py's own retries and silent reconnects are
+disabled (`Retry(NoBackoff(), 0, supported_errors=())`): a dropped link must be seen here.
+Raw replies are parsed into types in `view`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import cast
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from redkeeper.errors import SentinelError
+from redkeeper.model import Address
+from redkeeper.sentinel.events import SentinelEvent, parse_event
+from redkeeper.sentinel.view import MasterReport, SentinelAnswer, parse_masters_reply
+
+log = logging.getLogger("redkeeper.sentinel")
+
+# What a broken or slow link raises; anything else is a bug.
+_LINK_ERRORS = (RedisError, OSError, TimeoutError)
+
+BUG = "please report it as a BUG"
+
+
+def _connect(addr: Address, password: str | None, timeout: float) -> aioredis.Redis:
+    return aioredis.Redis(
+        host=addr.host,
+        port=addr.port,
+        password=password,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        protocol=2,  # redis-py 8 defaults to RESP3; pin one wire format for every version
+        decode_responses=True,
+        encoding_errors="replace",
+        # No retry and no supported errors: redis-py must neither retry nor reconnect
+        # behind our back (its failure handler reconnects even with 0 retries).
+        retry=Retry(NoBackoff(), 0, supported_errors=()),
+        health_check_interval=0,
+    )
+
+
+async def _close(client: aioredis.Redis, pubsub: PubSub | None = None) -> None:
+    """Close a pub/sub and its client; bounded by the client's own timeouts, never raises."""
+    with contextlib.suppress(*_LINK_ERRORS):
+        if pubsub is not None:
+            await cast(Callable[[], Awaitable[None]], pubsub.aclose)()  # untyped in redis-py
+    with contextlib.suppress(*_LINK_ERRORS):
+        await client.aclose()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _command(client: aioredis.Redis, *args: str) -> object:
+    """One command, its raw reply untyped (redis-py's `execute_command` is not annotated)."""
+    execute = cast(Callable[..., Awaitable[object]], client.execute_command)
+    return await execute(*args)
+
+
+async def _current_address(client: aioredis.Redis, name: str) -> Address | None:
+    raw = await _command(client, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
+    if isinstance(raw, list | tuple) and len(raw) == 2:
+        host, port = raw
+        if isinstance(host, str) and isinstance(port, str | int) and str(port).isdigit():
+            return Address(host, int(port))
+    return None
+
+
+async def _ask(client: aioredis.Redis, addr: Address) -> dict[str, MasterReport]:
+    raw = await _command(client, "SENTINEL", "MASTERS")
+    reports = parse_masters_reply(addr, raw)
+    # The failover leader keeps the old address in SENTINEL MASTERS until the failover
+    # ends, but already carries the new config-epoch from +promoted-slave on; its current
+    # address (the promoted replica) is what GET-MASTER-ADDR-BY-NAME returns.
+    for name, report in list(reports.items()):
+        if "failover_in_progress" in report.flags:
+            current = await _current_address(client, name)
+            if current is not None and current != report.address:
+                reports[name] = MasterReport(
+                    sentinel=report.sentinel,
+                    name=report.name,
+                    address=current,
+                    config_epoch=report.config_epoch,
+                    flags=report.flags,
+                    num_other_sentinels=report.num_other_sentinels,
+                    quorum=report.quorum,
+                )
+    return reports
+
+
+async def query_sentinel(
+    addr: Address, *, password: str | None = None, timeout: float = 0.5
+) -> SentinelAnswer:
+    """Ask one Sentinel for every master it monitors. Never raises for network failures,
+    timeouts or a malformed reply: those give `SentinelAnswer(reports=None, error=...)`."""
+    client = _connect(addr, password, timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            reports = await _ask(client, addr)
+    except TimeoutError:
+        return SentinelAnswer(addr, None, f"no answer within {timeout:g} s")
+    except _LINK_ERRORS as exc:
+        return SentinelAnswer(addr, None, _describe(exc))
+    except ValueError as exc:
+        return SentinelAnswer(addr, None, f"unparseable SENTINEL MASTERS reply: {exc}")
+    finally:
+        await _close(client)
+    return SentinelAnswer(addr, reports, None)
+
+
+async def query_all(
+    addrs: Sequence[Address], *, password: str | None = None, timeout: float = 0.5
+) -> list[SentinelAnswer]:
+    """Ask every Sentinel concurrently; one answer per address, in the same order."""
+    return list(
+        await asyncio.gather(
+            *(query_sentinel(a, password=password, timeout=timeout) for a in addrs)
+        )
+    )
+
+
+class _LinkDeadError(SentinelError):
+    """No byte from a Sentinel for too long: killed, frozen or cut off."""
+
+
+class SentinelWatcher:
+    """Subscribe to every Sentinel (`PSUBSCRIBE *`) and keep those links up until cancelled.
+
+    `on_event(addr, event)` gets every published message; `on_link(addr, up)` is called with
+    True after each successful (re)subscribe and with False when an established link drops.
+    Callbacks are plain functions run on the event loop; one that raises is logged as a bug
+    and the watcher goes on. Cancelling `run()` closes every connection without calling
+    `on_link`.
+    """
+
+    def __init__(
+        self,
+        addrs: Sequence[Address],
+        on_event: Callable[[Address, SentinelEvent], None],
+        on_link: Callable[[Address, bool], None],
+        *,
+        password: str | None = None,
+        backoff_min: float = 0.05,
+        backoff_max: float = 2.0,
+        ping_interval: float = 1.0,
+        io_timeout: float | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not addrs:
+            raise ValueError("SentinelWatcher needs at least one Sentinel address")
+        if not 0 < backoff_min <= backoff_max:
+            raise ValueError("need 0 < backoff_min <= backoff_max")
+        if ping_interval <= 0:
+            raise ValueError("ping_interval must be positive")
+        self._addrs = list(dict.fromkeys(addrs))
+        self._on_event = on_event
+        self._on_link = on_link
+        self._password = password
+        self._backoff_min = backoff_min
+        self._backoff_max = backoff_max
+        self._ping_interval = ping_interval
+        # A link is dead when nothing (not even a PONG) arrived for this long.
+        self._dead_after = 2.5 * ping_interval
+        self._io_timeout = io_timeout if io_timeout is not None else max(ping_interval, 0.2)
+        self._rng = rng if rng is not None else random.Random()
+        self._up: dict[Address, bool] = dict.fromkeys(self._addrs, False)
+
+    @property
+    def links_up(self) -> int:
+        return sum(self._up.values())
+
+    def link_state(self) -> dict[Address, bool]:
+        return dict(self._up)
+
+    async def run(self) -> None:
+        """Watch every Sentinel until cancelled."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for addr in self._addrs:
+                    group.create_task(self._watch(addr), name=f"sentinel-watch {addr}")
+        finally:
+            for addr in self._addrs:
+                self._up[addr] = False
+
+    # --- one Sentinel ----------------------------------------------------------------------
+
+    def _call(self, what: str, callback: Callable[..., None], *args: object) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("sentinel %s: the %s callback raised; %s", args[0], what, BUG)
+
+    def _set_link(self, addr: Address, up: bool) -> None:
+        if self._up[addr] == up:
+            return
+        self._up[addr] = up
+        self._call("on_link", self._on_link, addr, up)
+
+    async def _watch(self, addr: Address) -> None:
+        cap = self._backoff_min
+        failures = 0
+        while True:
+            reason = "closed"
+            try:
+                await self._session(addr)
+            except _LinkDeadError as exc:
+                reason = str(exc)
+            except _LINK_ERRORS as exc:
+                reason = _describe(exc)
+            except Exception as exc:
+                reason = _describe(exc)
+                log.exception("sentinel %s: unexpected error on the link; %s", addr, BUG)
+            was_up = self._up[addr]
+            self._set_link(addr, False)
+            if was_up:
+                cap, failures = self._backoff_min, 0
+            delay = self._rng.uniform(self._backoff_min, cap)
+            cap = min(cap * 2, self._backoff_max)
+            failures += 1
+            if was_up:
+                log.warning("sentinel %s: link down (%s); reconnecting", addr, reason)
+            elif failures == 1:
+                log.warning("sentinel %s: cannot subscribe (%s); retrying", addr, reason)
+            else:
+                log.debug("sentinel %s: still unreachable (%s)", addr, reason)
+            await asyncio.sleep(delay)
+
+    async def _session(self, addr: Address) -> None:
+        """Connect, subscribe, then pump messages until the link fails (raises)."""
+        client = _connect(addr, self._password, self._io_timeout)
+        pubsub = client.pubsub()
+        try:
+            async with asyncio.timeout(self._io_timeout):
+                await pubsub.psubscribe("*")
+                while True:
+                    reply = await pubsub.get_message(timeout=self._io_timeout)
+                    if isinstance(reply, Mapping) and reply.get("type") == "psubscribe":
+                        break
+            self._set_link(addr, True)
+            log.info("sentinel %s: subscribed", addr)
+            await self._pump(addr, pubsub)
+        finally:
+            await _close(client, pubsub)
+
+    async def _pump(self, addr: Address, pubsub: PubSub) -> None:
+        loop = asyncio.get_running_loop()
+        last_rx = last_ping = loop.time()
+        while True:
+            now = loop.time()
+            wait = min(last_ping + self._ping_interval, last_rx + self._dead_after) - now
+            reply = await pubsub.get_message(timeout=max(wait, 0.01))
+            now = loop.time()
+            if reply is not None:
+                last_rx = now
+                self._deliver(addr, reply)
+            if now - last_rx >= self._dead_after:
+                raise _LinkDeadError(f"no reply for {now - last_rx:.1f} s")
+            if now - last_ping >= self._ping_interval:
+                async with asyncio.timeout(self._io_timeout):
+                    await pubsub.ping()
+                last_ping = now
+
+    def _deliver(self, addr: Address, reply: object) -> None:
+        if not isinstance(reply, Mapping) or reply.get("type") != "pmessage":
+            return  # pong, (p)subscribe confirmations
+        channel, data = reply.get("channel"), reply.get("data")
+        if not isinstance(channel, str) or not isinstance(data, str):
+            return
+        self._call("on_event", self._on_event, addr, parse_event(channel, data))
