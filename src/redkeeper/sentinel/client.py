@@ -24,12 +24,11 @@ from typing import cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from redkeeper.errors import SentinelError
 from redkeeper.model import Address
+from redkeeper.rediskit import async_client, command
 from redkeeper.sentinel.events import SentinelEvent, parse_event
 from redkeeper.sentinel.view import MasterReport, SentinelAnswer, parse_masters_reply
 
@@ -39,23 +38,6 @@ log = logging.getLogger("redkeeper.sentinel")
 _LINK_ERRORS = (RedisError, OSError, TimeoutError)
 
 BUG = "please report it as a BUG"
-
-
-def _connect(addr: Address, password: str | None, timeout: float) -> aioredis.Redis:
-    return aioredis.Redis(
-        host=addr.host,
-        port=addr.port,
-        password=password,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        protocol=2,  # redis-py 8 defaults to RESP3; pin one wire format for every version
-        decode_responses=True,
-        encoding_errors="replace",
-        # No retry and no supported errors: redis-py must neither retry nor reconnect
-        # behind our back (its failure handler reconnects even with 0 retries).
-        retry=Retry(NoBackoff(), 0, supported_errors=()),
-        health_check_interval=0,
-    )
 
 
 async def _close(client: aioredis.Redis, pubsub: PubSub | None = None) -> None:
@@ -72,14 +54,8 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-async def _command(client: aioredis.Redis, *args: str) -> object:
-    """One command, its raw reply untyped (redis-py's `execute_command` is not annotated)."""
-    execute = cast(Callable[..., Awaitable[object]], client.execute_command)
-    return await execute(*args)
-
-
 async def _current_address(client: aioredis.Redis, name: str) -> Address | None:
-    raw = await _command(client, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
+    raw = await command(client, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
     if isinstance(raw, list | tuple) and len(raw) == 2:
         host, port = raw
         if isinstance(host, str) and isinstance(port, str | int) and str(port).isdigit():
@@ -88,7 +64,7 @@ async def _current_address(client: aioredis.Redis, name: str) -> Address | None:
 
 
 async def _ask(client: aioredis.Redis, addr: Address) -> dict[str, MasterReport]:
-    raw = await _command(client, "SENTINEL", "MASTERS")
+    raw = await command(client, "SENTINEL", "MASTERS")
     reports = parse_masters_reply(addr, raw)
     # The failover leader keeps the old address in SENTINEL MASTERS until the failover
     # ends, but already carries the new config-epoch from +promoted-slave on; its current
@@ -114,7 +90,7 @@ async def query_sentinel(
 ) -> SentinelAnswer:
     """Ask one Sentinel for every master it monitors. Never raises for network failures,
     timeouts or a malformed reply: those give `SentinelAnswer(reports=None, error=...)`."""
-    client = _connect(addr, password, timeout)
+    client = async_client(addr, password, timeout)
     try:
         async with asyncio.timeout(timeout):
             reports = await _ask(client, addr)
@@ -248,7 +224,7 @@ class SentinelWatcher:
 
     async def _session(self, addr: Address) -> None:
         """Connect, subscribe, then pump messages until the link fails (raises)."""
-        client = _connect(addr, self._password, self._io_timeout)
+        client = async_client(addr, self._password, self._io_timeout)
         pubsub = client.pubsub()
         try:
             async with asyncio.timeout(self._io_timeout):
@@ -258,7 +234,7 @@ class SentinelWatcher:
                     if isinstance(reply, Mapping) and reply.get("type") == "psubscribe":
                         break
             self._set_link(addr, True)
-            log.info("sentinel %s: subscribed", addr)
+            log.debug("sentinel %s: subscribed", addr)
             await self._pump(addr, pubsub)
         finally:
             await _close(client, pubsub)

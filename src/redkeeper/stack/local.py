@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from redkeeper.errors import ConfigError, PortInUseError, ProcessError, StackError
 from redkeeper.fsutil import atomic_write
@@ -24,7 +25,7 @@ from redkeeper.process.ports import port_bindable, port_open
 from redkeeper.render import Layout, initial_masters, nutcracker_argv, render_all
 from redkeeper.render.files import SECRET_MODE
 from redkeeper.stack import probe, state
-from redkeeper.topology import Topology
+from redkeeper.topology import DEFAULT_SOURCE, Topology
 
 Log = Callable[[str], None]
 
@@ -247,18 +248,25 @@ class LocalStack:
 
     def _agent_argv(self) -> list[str]:
         argv = [sys.executable, "-m", "redkeeper", "agent", "--managed"]
-        if self.topology.source != "<embedded default>":
-            argv += ["-c", self.topology.source]
+        argv += ["--state-dir", str(self.state_dir)]
+        if self.topology.source != DEFAULT_SOURCE:
+            argv += ["-c", str(Path(self.topology.source).resolve())]
         return argv
 
     def _start_proxy(self, binaries: dict[str, str], password: str | None) -> None:
         listen = self.topology.spec.proxy.listen
-        proc = self._launch("nutcracker", self.proxy_argv(binaries["nutcracker"]), listen)
+        if self.with_agent:
+            # The agent runs nutcracker as its managed child and keeps it on Sentinel's masters.
+            proc = self._launch("agent", self._agent_argv(), listen)
+        else:
+            proc = self._launch("nutcracker", self.proxy_argv(binaries["nutcracker"]), listen)
         self._wait_port(proc, listen, self.timings.proxy)
 
         def serving() -> str | None:
+            if proc.exited() is not None:
+                raise ProcessError(f"{proc.name} exited; last log lines:\n{proc.tail_log()}")
             try:
-                with probe.client(listen, None, 0.5) as conn:
+                with probe.client(listen, password, 0.5) as conn:
                     conn.get("redkeeper:ready-probe")
             except Exception as exc:  # any failure means: not serving yet
                 return f"{type(exc).__name__}: {exc}"
@@ -267,7 +275,8 @@ class LocalStack:
         reason = _poll(serving, self.timings.proxy)
         if reason:
             raise ProcessError(f"nutcracker on {listen} does not serve requests: {reason}")
-        self.log(f"nutcracker serving on {listen}")
+        by_agent = " (run by the agent)" if self.with_agent else ""
+        self.log(f"nutcracker serving on {listen}{by_agent}")
 
     # ----------------------------------------------------------------- down
     def _stop_started(self) -> None:

@@ -12,25 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from redkeeper.model import Address
+from redkeeper.rediskit import sync_client
 
 
 def client(address: Address, password: str | None = None, timeout: float = 0.5) -> redis.Redis:
-    return redis.Redis(
-        host=address.host,
-        port=address.port,
-        password=password,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        decode_responses=True,
-        retry=Retry(NoBackoff(), 0),  # a probe answers now or not; redis-py retries 3x by default
-        protocol=2,  # redis-py 8 would send HELLO 3, which nutcracker rejects
-        driver_info=None,  # no CLIENT SETINFO on connect: nutcracker closes on unknown commands
-    )
+    return sync_client(address, password, timeout)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,233 @@
+"""`redkeeper agent`: with a topology file, or standalone (Sentinels + a nutcracker.yml)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from redkeeper.agent import Agent, AgentSettings
+from redkeeper.agent import logs as agent_logs
+from redkeeper.agent.targets import CommandTarget, ManagedTarget, StagingTarget, Target, read_text
+from redkeeper.cli.app import cli, config_option, load
+from redkeeper.errors import Problem, TopologyError
+from redkeeper.model import Address
+from redkeeper.process import find_binary
+from redkeeper.proxy.twemproxy import load_pools
+from redkeeper.proxy.twemproxy.restart import ManagedNutcracker
+from redkeeper.render import Layout, nutcracker_argv
+
+
+def _usage(field: str, message: str, fix: str) -> TopologyError:
+    return TopologyError([Problem("redkeeper agent", field, message, fix)])
+
+
+def _address(text: str, field: str) -> Address:
+    try:
+        return Address.parse(text)
+    except ValueError as exc:
+        raise _usage(field, str(exc), "use host:port") from None
+
+
+@cli.command()
+@config_option
+@click.option("--sentinel", "sentinels", multiple=True, help="Standalone: a Sentinel host:port.")
+@click.option("--nutcracker-config", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--managed", is_flag=True, help="Run nutcracker as the agent's child.")
+@click.option("--restart-cmd", default=None, help="Command that restarts nutcracker (argv).")
+@click.option("--staging", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--stats", default=None, help="Standalone --managed: nutcracker stats host:port.")
+@click.option("--metrics", default=None, help="host:port for /metrics and /healthz; '' disables.")
+@click.option("--password-env", default=None, help="Standalone: env var holding the password.")
+@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+@click.option("--debounce-ms", type=click.IntRange(0, 10000), default=None)
+@click.option("--period-ms", type=click.IntRange(50, 600000), default=None)
+@click.option("--coalesce-ms", type=click.IntRange(0, 60000), default=1000, show_default=True)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
+def agent(
+    config: Path | None,
+    sentinels: tuple[str, ...],
+    nutcracker_config: Path | None,
+    managed: bool,
+    restart_cmd: str | None,
+    staging: Path | None,
+    stats: str | None,
+    metrics: str | None,
+    password_env: str | None,
+    state_dir: Path | None,
+    debounce_ms: int | None,
+    period_ms: int | None,
+    coalesce_ms: int,
+    log_format: str,
+) -> None:
+    """Keep nutcracker pointed at Sentinel's current masters.
+
+    \b
+    With a topology:  redkeeper agent -c topology.yaml [--managed]
+    Standalone:       redkeeper agent --sentinel H:P --sentinel H:P --sentinel H:P \\
+                        --nutcracker-config /etc/nutcracker.yml \\
+                        (--restart-cmd 'systemctl restart nutcracker' | --managed | --staging F)
+    """
+    agent_logs.setup(log_format)
+    chosen = [
+        name
+        for name, on in (
+            ("--managed", managed),
+            ("--restart-cmd", restart_cmd),
+            ("--staging", staging),
+        )
+        if on
+    ]
+    if len(chosen) > 1:
+        raise _usage(chosen[1], f"{' and '.join(chosen)} exclude each other", "pick one strategy")
+    if sentinels:
+        agent_obj = _standalone(
+            sentinels,
+            nutcracker_config,
+            managed,
+            restart_cmd,
+            staging,
+            stats,
+            metrics,
+            password_env,
+            state_dir,
+            chosen,
+        )
+    else:
+        agent_obj = _with_topology(
+            config, nutcracker_config, managed, restart_cmd, staging, metrics, state_dir
+        )
+    settings = agent_obj.settings
+    agent_obj.settings = replace(
+        settings,
+        debounce=settings.debounce if debounce_ms is None else debounce_ms / 1000,
+        period=settings.period if period_ms is None else period_ms / 1000,
+        coalesce=coalesce_ms / 1000,
+    )
+    asyncio.run(_run(agent_obj))
+
+
+async def _run(agent_obj: Agent) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await agent_obj.run(stop)
+
+
+def _with_topology(
+    config: Path | None,
+    nutcracker_config: Path | None,
+    managed: bool,
+    restart_cmd: str | None,
+    staging: Path | None,
+    metrics: str | None,
+    state_dir: Path | None,
+) -> Agent:
+    topology = load(config)
+    if state_dir is not None:
+        topology = replace(topology, spec=topology.spec.model_copy(update={"state_dir": state_dir}))
+    spec = topology.spec
+    layout = Layout.for_local(topology.state_dir)
+    pool_path = nutcracker_config or layout.config("nutcracker.yml")
+    target: Target
+    strategy = spec.agent.restart
+    if managed:
+        strategy = "managed"
+    elif restart_cmd:
+        strategy = "command"
+    elif staging:
+        strategy = "staging"
+    if strategy == "managed":
+        argv = nutcracker_argv(topology, find_binary("nutcracker"), pool_path)
+        nutcracker = ManagedNutcracker(
+            argv, spec.proxy.listen, topology.state_dir, layout.log("nutcracker")
+        )
+        target = ManagedTarget(pool_path, nutcracker)
+    elif strategy == "command":
+        argv_cmd = shlex.split(restart_cmd) if restart_cmd else list(spec.agent.restart_cmd or [])
+        target = CommandTarget(pool_path, argv_cmd, spec.proxy.listen)
+    else:
+        staging_path = staging or spec.agent.staging
+        assert staging_path is not None  # the topology checks guarantee it
+        target = StagingTarget(pool_path, staging_path)
+    metrics_address = spec.agent.metrics
+    if metrics is not None:
+        metrics_address = _address(metrics, "--metrics") if metrics else None
+    settings = AgentSettings(
+        debounce=spec.agent.debounce_ms / 1000,
+        period=spec.agent.period_ms / 1000,
+        sentinel_timeout=spec.agent.sentinel_timeout_ms / 1000,
+    )
+    return Agent(
+        spec.sentinel.nodes,
+        target,
+        password=topology.password(),
+        inventory=topology.inventory(),
+        settings=settings,
+        metrics_address=metrics_address,
+    )
+
+
+def _standalone(
+    sentinels: tuple[str, ...],
+    nutcracker_config: Path | None,
+    managed: bool,
+    restart_cmd: str | None,
+    staging: Path | None,
+    stats: str | None,
+    metrics: str | None,
+    password_env: str | None,
+    state_dir: Path | None,
+    chosen: list[str],
+) -> Agent:
+    if nutcracker_config is None:
+        raise _usage(
+            "--nutcracker-config",
+            "standalone mode needs the nutcracker.yml to keep in line",
+            "add --nutcracker-config /etc/nutcracker/nutcracker.yml",
+        )
+    if not chosen:
+        raise _usage(
+            "--restart-cmd",
+            "no restart strategy given",
+            "add one of --restart-cmd 'systemctl restart nutcracker', --managed, --staging FILE",
+        )
+    addresses = [_address(s, "--sentinel") for s in sentinels]
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise _usage("--password-env", f"{password_env} is not set", f"export {password_env}")
+    pools = load_pools(read_text(nutcracker_config), source=str(nutcracker_config))
+    listen = _address(next(iter(pools.values())).listen, "listen") if pools else None
+    target: Target
+    if managed:
+        if listen is None:
+            raise _usage("--nutcracker-config", "no pool to listen on", "add a pool")
+        state = state_dir or nutcracker_config.parent
+        stats_addr = _address(stats or "127.0.0.1:22222", "--stats")
+        argv = [
+            find_binary("nutcracker"),
+            "-c",
+            str(nutcracker_config),
+            "-s",
+            str(stats_addr.port),
+            "-a",
+            stats_addr.host,
+        ]
+        target = ManagedTarget(
+            nutcracker_config, ManagedNutcracker(argv, listen, state, state / "nutcracker.log")
+        )
+    elif restart_cmd:
+        target = CommandTarget(nutcracker_config, shlex.split(restart_cmd), listen)
+    else:
+        assert staging is not None
+        target = StagingTarget(nutcracker_config, staging)
+    metrics_address = _address(metrics, "--metrics") if metrics else None
+    return Agent(addresses, target, password=password, metrics_address=metrics_address)

@@ -1,0 +1,310 @@
+"""How nutcracker is restarted after its nutcracker.yml changed (architecture §3 rule 7).
+
+This module owns two of the three restart strategies (the third, a staging file read by the
+privileged `redkeeper apply-staged` watcher, lives with its command in `redkeeper.cli`):
+
+- `run_command`: run an argv restart command (`systemctl restart nutcracker`; never a shell
+  string), bounded by a timeout that kills its whole process group, output captured.
+- `ManagedNutcracker`: nutcracker as the agent's own child (`redkeeper up`). Its
+  `ProcessRecord` lives in STATE/nutcracker.json (`redkeeper.stack.state`), so a restarted
+  agent adopts the running nutcracker instead of cutting every client, and `redkeeper down`
+  stops it.
+
+Every wait is bounded polling (1 ms steps while clients wait for the port), run on the event
+loop with only short blocking calls (a signal, a /proc read, a loopback connect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from redkeeper.errors import ProcessError
+from redkeeper.model import Address
+from redkeeper.process import ManagedProcess, ProcessRecord
+from redkeeper.stack import state
+
+__all__ = ["OUTPUT_LIMIT", "ManagedNutcracker", "RestartResult", "run_command"]
+
+OUTPUT_LIMIT = 4096  # characters of command output kept (the tail: errors come last)
+_READ_GRACE = 0.5  # after the command exits, how long its output may still trickle in
+_PORT_POLL = 0.001  # seconds between port probes while nutcracker comes back
+_EXIT_POLL = 0.001  # seconds between liveness checks while it stops
+_KILL_WAIT = 2.0  # after SIGKILL, how long to wait for the process to disappear
+
+
+@dataclass(frozen=True)
+class RestartResult:
+    """The outcome of one restart: ok, how long it took, what it said, the new PID if known."""
+
+    ok: bool
+    duration_ms: float
+    output: str
+    pid: int | None = None
+
+
+def _tail(data: bytes | bytearray, dropped: int) -> str:
+    text = bytes(data).decode("utf-8", errors="replace")
+    if len(text) > OUTPUT_LIMIT:
+        dropped += len(text) - OUTPUT_LIMIT
+        text = text[-OUTPUT_LIMIT:]
+    return f"[... {dropped} earlier bytes cut ...]\n{text}" if dropped else text
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+async def run_command(argv: Sequence[str], *, timeout: float = 30.0) -> RestartResult:
+    """Run `argv` (no shell), wait for it at most `timeout` seconds; never raises for the
+    command's own failures.
+
+    ok is True only for exit status 0. stdout and stderr are captured together (the last
+    `OUTPUT_LIMIT` characters). The command runs in its own session: on timeout (or when the
+    caller is cancelled) its whole process group is killed. A missing or non-executable
+    program gives ok=False with the reason as output.
+    """
+    words = [str(a) for a in argv]
+    if not words:
+        return RestartResult(False, 0.0, "no restart command given")
+    started = time.perf_counter()
+
+    def elapsed_ms() -> float:
+        return (time.perf_counter() - started) * 1000.0
+
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *words,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return RestartResult(False, elapsed_ms(), f"cannot run {words[0]!r}: {reason}")
+
+    buffer = bytearray()
+    dropped = 0
+
+    async def collect() -> None:
+        nonlocal dropped
+        assert proc.stdout is not None
+        while chunk := await proc.stdout.read(65536):
+            buffer.extend(chunk)
+            if len(buffer) > 2 * OUTPUT_LIMIT:
+                cut = len(buffer) - OUTPUT_LIMIT
+                dropped += cut
+                del buffer[:cut]
+
+    reader = asyncio.ensure_future(collect())
+    try:
+        try:
+            returncode = await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            _kill_group(proc.pid)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), _KILL_WAIT)
+            duration = elapsed_ms()
+            await asyncio.wait({reader}, timeout=_READ_GRACE)
+            said = _tail(buffer, dropped)
+            return RestartResult(
+                False,
+                duration,
+                f"{' '.join(words)!r} did not finish within {timeout:g} s; killed"
+                + (f"\n{said}" if said else ""),
+                proc.pid,
+            )
+        duration = elapsed_ms()
+        # A daemon the command left behind may hold the pipe open: do not wait for its EOF.
+        await asyncio.wait({reader}, timeout=_READ_GRACE)
+    except BaseException:
+        _kill_group(proc.pid)
+        raise
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+    said = _tail(buffer, dropped)
+    if returncode != 0:
+        status = f"killed by signal {-returncode}" if returncode < 0 else f"exit {returncode}"
+        said = f"{' '.join(words)!r} failed ({status})" + (f"\n{said}" if said else "")
+    return RestartResult(returncode == 0, duration, said, proc.pid)
+
+
+# ---- managed child -----------------------------------------------------------------------
+
+
+def _accepts(address: Address) -> bool:
+    """One quick TCP connect: True when something accepts on `address`."""
+    try:
+        with socket.create_connection((address.host, address.port), timeout=0.05):
+            return True
+    except OSError:
+        return False
+
+
+async def _poll(done: Callable[[], bool], timeout: float, interval: float) -> bool:
+    """Call `done` every `interval` s until it is True (-> True) or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if done():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval)
+
+
+class ManagedNutcracker:
+    """The agent runs nutcracker as its child (what `redkeeper up` uses)."""
+
+    NAME = "nutcracker"
+
+    def __init__(
+        self,
+        argv: list[str],
+        listen: Address,
+        state_dir: Path,
+        log_path: Path,
+        *,
+        ready_timeout: float = 10.0,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        self.argv = list(argv)
+        self.listen = listen
+        self.state_dir = state_dir
+        self.log_path = log_path
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+        self._proc: ManagedProcess | None = None  # set when the process is our own child
+        self._record: ProcessRecord | None = None  # ours or adopted
+        self._lock = asyncio.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        return self._record.pid if self._record is not None else None
+
+    @property
+    def adopted(self) -> bool:
+        """True when the running nutcracker was started by an earlier agent, not by us."""
+        return self._record is not None and self._proc is None
+
+    async def ensure_running(self) -> None:
+        """Adopt the recorded nutcracker if it runs with our argv, else (re)start it.
+
+        ProcessError when it cannot be started or does not accept connections on `listen`
+        within `ready_timeout` (with the tail of its log).
+        """
+        async with self._lock:
+            if self._gone() is False:
+                state.write_proxy_record(self.state_dir, self._record)
+                return
+            recorded = state.read_proxy_record(self.state_dir)
+            if recorded is not None and recorded.alive():
+                if recorded.argv == tuple(self.argv) and recorded.name == self.NAME:
+                    self._record, self._proc = recorded, None
+                    if await _poll(lambda: _accepts(self.listen), self.ready_timeout, 0.01):
+                        return  # adopted: clients stay connected
+                # other argv (or a hung one): it must go before ours can listen
+                self._record, self._proc = recorded, None
+                await self._stop_current()
+            state.write_proxy_record(self.state_dir, None)
+            self._record, self._proc = None, None
+            await self._start()
+
+    async def restart(self) -> RestartResult:
+        """Stop (SIGTERM, bounded, then SIGKILL) and start again, then wait for the port.
+
+        duration_ms runs from the stop to the port accepting again. Never raises for a
+        failure to come back: ok=False with the reason and the log tail.
+        """
+        async with self._lock:
+            old_pid = self.pid
+            started = time.perf_counter()
+            try:
+                await self._stop_current()
+                state.write_proxy_record(self.state_dir, None)
+                await self._start()
+            except ProcessError as exc:
+                duration = (time.perf_counter() - started) * 1000.0
+                return RestartResult(False, duration, str(exc), None)
+            duration = (time.perf_counter() - started) * 1000.0
+            was = f"pid {old_pid}" if old_pid is not None else "not running"
+            return RestartResult(
+                True, duration, f"nutcracker restarted ({was} -> pid {self.pid})", self.pid
+            )
+
+    async def stop(self) -> None:
+        """Stop nutcracker (ours or adopted) and clear its record. ProcessError if it
+        survives SIGKILL."""
+        async with self._lock:
+            if self._record is None:
+                recorded = state.read_proxy_record(self.state_dir)
+                if recorded is not None and recorded.alive() and recorded.name == self.NAME:
+                    self._record = recorded
+            await self._stop_current()
+            state.write_proxy_record(self.state_dir, None)
+
+    # ---- internals -----------------------------------------------------------------------
+
+    def _gone(self) -> bool | None:
+        """None: nothing tracked; else whether the tracked process has ended."""
+        if self._record is None:
+            return None
+        if self._proc is not None:
+            return self._proc.exited() is not None  # also reaps our child
+        return not self._record.alive()
+
+    async def _stop_current(self) -> None:
+        record = self._record
+        if record is None:
+            return
+        if self._gone() is False:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(record.pid, signal.SIGTERM)
+            if not await _poll(lambda: self._gone() is not False, self.stop_timeout, _EXIT_POLL):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(record.pid, signal.SIGKILL)
+                if not await _poll(lambda: self._gone() is not False, _KILL_WAIT, _EXIT_POLL):
+                    raise ProcessError(f"nutcracker (pid {record.pid}) survives SIGKILL")
+        self._record, self._proc = None, None
+
+    def _log_tail(self, proc: ManagedProcess) -> str:
+        tail = proc.tail_log(15)
+        return f"; its log {self.log_path} ends with:\n{tail}" if tail else f"; see {self.log_path}"
+
+    async def _start(self) -> None:
+        if _accepts(self.listen):
+            raise ProcessError(
+                f"cannot start nutcracker: {self.listen} is already taken by another process "
+                f"(fix: stop it, or give nutcracker another listen address)"
+            )
+        proc = ManagedProcess(self.NAME, self.argv, self.log_path.parent, self.log_path)
+        record = proc.start()
+
+        def ready() -> bool:
+            return proc.exited() is not None or _accepts(self.listen)
+
+        came_up = await _poll(ready, self.ready_timeout, _PORT_POLL)
+        status = proc.exited()
+        if status is not None:
+            raise ProcessError(
+                f"nutcracker exited with status {status} while starting" + self._log_tail(proc)
+            )
+        if not came_up:
+            proc.signal(signal.SIGKILL)
+            await _poll(lambda: proc.exited() is not None, _KILL_WAIT, _EXIT_POLL)
+            raise ProcessError(
+                f"nutcracker did not accept connections on {self.listen} within "
+                f"{self.ready_timeout:g} s; killed it" + self._log_tail(proc)
+            )
+        self._proc, self._record = proc, record
+        state.write_proxy_record(self.state_dir, record)
