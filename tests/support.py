@@ -6,15 +6,23 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
+import redis
+
+from redkeeper.model import Address
+from redkeeper.placement import PoolServer, Ring
 from redkeeper.process import free_port
-from redkeeper.stack import LocalStack
+from redkeeper.stack import LocalStack, probe
 from redkeeper.topology import Topology, load_topology
 
 REPO = Path(__file__).resolve().parent.parent
 BUG_MARKER = "please report it as a BUG"
+T = TypeVar("T")
 
 
 def topology_text(
@@ -27,6 +35,7 @@ def topology_text(
     failover_timeout_ms: int = 10000,
     extra: str = "",
     agent: str = "",
+    period_ms: int = 1000,
 ) -> str:
     """A topology YAML whose every port is free right now."""
     ports = iter(_distinct_ports(shards * (1 + replicas) + sentinels + 3))
@@ -51,12 +60,11 @@ def topology_text(
         "agent:",
         f"  metrics: 127.0.0.1:{next(ports)}",
         "  debounce_ms: 50",
-        "  period_ms: 1000",
+        f"  period_ms: {period_ms}",
     ]
     if agent:
         lines += [f"  {line}" for line in agent.strip().splitlines()]
-    text = "\n".join(lines) + "\n"
-    return text + extra
+    return "\n".join(lines) + "\n" + extra
 
 
 def _distinct_ports(count: int) -> list[int]:
@@ -110,3 +118,90 @@ def run_cli(
 
 def load(path: Path) -> Topology:
     return load_topology(path)
+
+
+def wait_until(
+    check: Callable[[], T | bool | None], timeout: float, interval: float = 0.05, what: str = ""
+) -> T:
+    """Poll `check` until it returns something truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or check}")
+        time.sleep(interval)
+
+
+def agent_health(topology: Topology) -> dict[str, Any]:
+    metrics = topology.spec.agent.metrics
+    assert metrics is not None
+    health = probe.agent_health(metrics)
+    assert health is not None, "the agent does not answer /healthz"
+    return health
+
+
+def agent_metric(topology: Topology, name: str) -> float:
+    """Sum of every sample of metric `name` (all label values) from the agent's /metrics."""
+    metrics = topology.spec.agent.metrics
+    assert metrics is not None
+    with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=2) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def sentinel_master(topology: Topology, shard: str) -> set[str]:
+    """The set of addresses the answering Sentinels report for `shard`."""
+    found: set[str] = set()
+    for node in topology.sentinel_nodes():
+        masters = probe.sentinel_masters(node.address)
+        if masters and shard in masters:
+            found.add(str(masters[shard].address))
+    return found
+
+
+def proxy(topology: Topology) -> redis.Redis:
+    listen = topology.spec.proxy.listen
+    return redis.Redis(
+        host=listen.host, port=listen.port, protocol=2, driver_info=None, socket_timeout=2
+    )
+
+
+def try_set(client: redis.Redis, key: str, value: str) -> bool:
+    try:
+        return bool(client.set(key, value))
+    except (redis.RedisError, OSError):
+        return False
+
+
+def ring_for(topology: Topology) -> Ring:
+    proxy_spec = topology.spec.proxy
+    servers = [
+        PoolServer(s.master.host, s.master.port, s.weight, s.name) for s in topology.spec.shards
+    ]
+    return Ring(servers, proxy_spec.hash, proxy_spec.distribution, proxy_spec.hash_tag)
+
+
+def keys_on(topology: Topology, shard: str, count: int = 1, prefix: str = "k") -> list[str]:
+    """`count` keys that the ring puts on `shard`."""
+    ring = ring_for(topology)
+    found: list[str] = []
+    i = 0
+    while len(found) < count:
+        key = f"{prefix}{i}"
+        if ring.locate(key.encode()).name == shard:
+            found.append(key)
+        i += 1
+    return found
+
+
+def command(address: Address, *args: str) -> object:
+    """One raw command to a Redis or Sentinel (redis-py's execute_command is untyped)."""
+    with probe.client(address) as conn:
+        execute = cast(Callable[..., object], conn.execute_command)
+        return execute(*args)

@@ -112,7 +112,7 @@ def decide_routes(
     if changes:
         summary = f"repoint {_describe(changes)}"
     elif refusals:
-        summary = "no change; " + "; ".join(f"{r.shard}: {r.reason}" for r in refusals)
+        summary = "no change; " + "; ".join(f"{r.shard}: {r.reason}: {r.detail}" for r in refusals)
     else:
         summary = f"in sync ({len(routes)} shards, {answered}/{configured} Sentinels)"
     return Decision(changes, tuple(refusals), retry_soon=retry_soon, summary=summary)

@@ -35,7 +35,7 @@ class AgentSettings:
     debounce: float = 0.05
     period: float = 1.0
     sentinel_timeout: float = 0.5
-    coalesce: float = 1.0  # max wait for other shards' in-flight failovers (one restart)
+    coalesce: float = 1.5  # max wait for other shards' in-flight failovers (one restart)
     role_timeout: float = 0.3
     retry_soon: float = 0.1
     ping_interval: float = 0.5

@@ -40,7 +40,12 @@ class ApplyOutcome:
 
 
 def routes_from_text(text: str, source: str) -> dict[str, Address]:
-    """shard (server name) → address, over every pool of a nutcracker.yml."""
+    """shard (server name) → address, over every pool of a nutcracker.yml.
+
+    Refuses (NutcrackerConfigError) a file that cannot be edited safely: corrupt, or with an
+    unnamed server (its placement would change the day it gets a name).
+    """
+    plan_repoint(text, {}, source=source)  # validates: every server named, file parseable
     routes: dict[str, Address] = {}
     for pool in load_pools(text, source=source).values():
         for server in pool.servers:
@@ -86,7 +91,7 @@ class _RestartingTarget:
         raise NotImplementedError
 
     async def prepare(self) -> None:
-        read_text(self.config)  # fail early and clearly when the file is missing
+        self.routes()  # fail early and clearly: missing, corrupt, unnamed servers
 
     async def apply(self, changes: Mapping[str, Address]) -> ApplyOutcome:
         self.pending.touch()
@@ -173,7 +178,7 @@ class StagingTarget:
         return read_text(self.config), self.config
 
     async def prepare(self) -> None:
-        self._desired_text()
+        self.routes()
 
     def routes(self) -> dict[str, Address]:
         text, path = self._desired_text()

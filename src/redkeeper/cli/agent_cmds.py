@@ -47,7 +47,7 @@ def _address(text: str, field: str) -> Address:
 @click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
 @click.option("--debounce-ms", type=click.IntRange(0, 10000), default=None)
 @click.option("--period-ms", type=click.IntRange(50, 600000), default=None)
-@click.option("--coalesce-ms", type=click.IntRange(0, 60000), default=1000, show_default=True)
+@click.option("--coalesce-ms", type=click.IntRange(0, 60000), default=None)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
 def agent(
     config: Path | None,
@@ -62,7 +62,7 @@ def agent(
     state_dir: Path | None,
     debounce_ms: int | None,
     period_ms: int | None,
-    coalesce_ms: int,
+    coalesce_ms: int | None,
     log_format: str,
 ) -> None:
     """Keep nutcracker pointed at Sentinel's current masters.
@@ -107,7 +107,7 @@ def agent(
         settings,
         debounce=settings.debounce if debounce_ms is None else debounce_ms / 1000,
         period=settings.period if period_ms is None else period_ms / 1000,
-        coalesce=coalesce_ms / 1000,
+        coalesce=settings.coalesce if coalesce_ms is None else coalesce_ms / 1000,
     )
     asyncio.run(_run(agent_obj))
 
@@ -161,6 +161,7 @@ def _with_topology(
         metrics_address = _address(metrics, "--metrics") if metrics else None
     settings = AgentSettings(
         debounce=spec.agent.debounce_ms / 1000,
+        coalesce=spec.agent.coalesce_ms / 1000,
         period=spec.agent.period_ms / 1000,
         sentinel_timeout=spec.agent.sentinel_timeout_ms / 1000,
     )

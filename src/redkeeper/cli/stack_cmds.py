@@ -93,7 +93,7 @@ def up(file: Path | None, config: Path | None, detach: bool) -> None:
     stack = LocalStack(topology, log=_log)
     stack.up()
     listen = topology.spec.proxy.listen
-    print_status(collect_status(topology, _password_or_none(stack)))
+    print_status(collect_status(topology, _password_or_none(stack), stack.with_agent))
     console.print(
         f"\nendpoint: [bold]redis-cli -h {listen.host} -p {listen.port}[/]  "
         f"(state and logs: {stack.state_dir})",
@@ -142,7 +142,8 @@ def status(config: Path | None, as_json: bool) -> None:
     """Each shard's nodes, each Sentinel's view, the proxy. Exit 0 only when healthy."""
     topology = load(config)
     stack = LocalStack(topology)
-    report = collect_status(topology, _password_or_none(stack))
+    expect_agent = any(r.name == "agent" for r in stack.running_records())
+    report = collect_status(topology, _password_or_none(stack), expect_agent)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:

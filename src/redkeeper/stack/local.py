@@ -278,6 +278,36 @@ class LocalStack:
         by_agent = " (run by the agent)" if self.with_agent else ""
         self.log(f"nutcracker serving on {listen}{by_agent}")
 
+    # ----------------------------------------------------------------- faults
+    def record(self, name: str) -> ProcessRecord:
+        """The live record of process `name` (shard1-1, sentinel-2, agent, nutcracker…)."""
+        records = state.read_records(self.state_dir)
+        proxy = state.read_proxy_record(self.state_dir)
+        for record in [*records, *([proxy] if proxy else [])]:
+            if record.name == name:
+                return record
+        raise StackError(f"no process named {name!r} in {self.state_dir}")
+
+    def signal(self, name: str, sig: int) -> ProcessRecord:
+        """Send `sig` (SIGKILL, SIGSTOP, SIGCONT…) to a recorded process: for drills and tests."""
+        record = self.record(name)
+        if record.alive():
+            os.kill(record.pid, sig)
+        return record
+
+    def restart_process(self, name: str) -> ProcessRecord:
+        """Start a recorded (stopped or killed) process again with the same command line."""
+        old = self.record(name)
+        if old.alive():
+            raise StackError(f"{name} (pid {old.pid}) is still running")
+        proc = ManagedProcess(
+            name, list(old.argv), self.layout.workdir(name), self.layout.log(name)
+        )
+        new = proc.start()
+        records = [new if r.name == name else r for r in state.read_records(self.state_dir)]
+        state.write_records(self.state_dir, records)
+        return new
+
     # ----------------------------------------------------------------- down
     def _stop_started(self) -> None:
         for proc in reversed(self._started):

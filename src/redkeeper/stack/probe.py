@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import socket
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +133,23 @@ def nutcracker_stats(address: Address, timeout: float = 0.5) -> dict[str, Any] |
         return None
     try:
         parsed: Any = json.loads(b"".join(chunks))
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def agent_health(address: Address, timeout: float = 0.5) -> dict[str, Any] | None:
+    """The agent's /healthz JSON (whatever its HTTP status), or None when it does not answer."""
+    url = f"http://{address}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+    except (OSError, ValueError):
+        return None
+    try:
+        parsed: Any = json.loads(body)
     except ValueError:
         return None
     return parsed if isinstance(parsed, dict) else None

@@ -72,10 +72,12 @@ class StackStatus:
         return data
 
 
-def collect(
-    topology: Topology, password: str | None, agent: dict[str, Any] | None = None
-) -> StackStatus:
-    """Ask every component; never raises for a component that is down."""
+def collect(topology: Topology, password: str | None, expect_agent: bool = False) -> StackStatus:
+    """Ask every component; never raises for a component that is down.
+
+    The agent is asked at `agent.metrics` (/healthz); with `expect_agent` (a local stack
+    that runs one) an agent that does not answer is a problem.
+    """
     sentinels: list[SentinelStatus] = []
     for sentinel in topology.sentinel_nodes():
         masters = probe.sentinel_masters(sentinel.address, password)
@@ -117,7 +119,13 @@ def collect(
         shards.append(ShardStatus(shard.name, view, nodes))
 
     proxy = _proxy_status(topology)
+    metrics = topology.spec.agent.metrics
+    agent = probe.agent_health(metrics) if metrics is not None else None
     problems = judge(topology, shards, sentinels, proxy)
+    if agent is not None and not agent.get("ok", False):
+        problems.append(f"agent: {agent.get('verdict')} (error: {agent.get('last_error')})")
+    elif agent is None and expect_agent:
+        problems.append(f"agent ({metrics}) does not answer")
     return StackStatus(shards, sentinels, proxy, agent, problems)
 
 

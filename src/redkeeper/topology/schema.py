@@ -159,6 +159,7 @@ class AuthSpec(_Strict):
 class AgentSpec(_Strict):
     metrics: Addr | None = Field(default_factory=lambda: Address("127.0.0.1", 9121))
     debounce_ms: int = Field(default=50, ge=0, le=10000)
+    coalesce_ms: int = Field(default=1500, ge=0, le=60000)
     period_ms: int = Field(default=1000, ge=50, le=600000)
     sentinel_timeout_ms: int = Field(default=500, ge=10, le=60000)
     restart: Literal["managed", "command", "staging"] = "managed"

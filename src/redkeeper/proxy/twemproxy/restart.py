@@ -21,10 +21,12 @@ import contextlib
 import os
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from redkeeper.errors import ProcessError
 from redkeeper.model import Address
@@ -34,7 +36,6 @@ from redkeeper.stack import state
 __all__ = ["OUTPUT_LIMIT", "ManagedNutcracker", "RestartResult", "run_command"]
 
 OUTPUT_LIMIT = 4096  # characters of command output kept (the tail: errors come last)
-_READ_GRACE = 0.5  # after the command exits, how long its output may still trickle in
 _PORT_POLL = 0.001  # seconds between port probes while nutcracker comes back
 _EXIT_POLL = 0.001  # seconds between liveness checks while it stops
 _KILL_WAIT = 2.0  # after SIGKILL, how long to wait for the process to disappear
@@ -50,17 +51,37 @@ class RestartResult:
     pid: int | None = None
 
 
-def _tail(data: bytes | bytearray, dropped: int) -> str:
-    text = bytes(data).decode("utf-8", errors="replace")
+def _read_tail(out: BinaryIO) -> str:
+    """The last OUTPUT_LIMIT characters written to `out`, saying how much was cut."""
+    size = out.seek(0, os.SEEK_END)
+    skipped = max(0, size - 4 * OUTPUT_LIMIT)  # 4: at most 4 UTF-8 bytes per character
+    out.seek(skipped)
+    text = out.read().decode("utf-8", errors="replace")
     if len(text) > OUTPUT_LIMIT:
-        dropped += len(text) - OUTPUT_LIMIT
+        skipped += len(text[:-OUTPUT_LIMIT].encode("utf-8", errors="replace"))
         text = text[-OUTPUT_LIMIT:]
-    return f"[... {dropped} earlier bytes cut ...]\n{text}" if dropped else text
+    return f"[... {skipped} earlier bytes cut ...]\n{text}" if skipped else text
 
 
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+
+
+async def _poll(
+    done: Callable[[], bool], timeout: float, interval: float, max_interval: float | None = None
+) -> bool:
+    """Call `done` every `interval` s (doubling up to `max_interval`, if given) until it is
+    True (-> True) or `timeout` passes (-> False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if done():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        if max_interval is not None:
+            interval = min(interval * 2, max_interval)
 
 
 async def run_command(argv: Sequence[str], *, timeout: float = 30.0) -> RestartResult:
@@ -75,72 +96,65 @@ async def run_command(argv: Sequence[str], *, timeout: float = 30.0) -> RestartR
     words = [str(a) for a in argv]
     if not words:
         return RestartResult(False, 0.0, "no restart command given")
+    command = " ".join(words)
     started = time.perf_counter()
-
-    def elapsed_ms() -> float:
-        return (time.perf_counter() - started) * 1000.0
-
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *words,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        return RestartResult(False, elapsed_ms(), f"cannot run {words[0]!r}: {reason}")
-
-    buffer = bytearray()
-    dropped = 0
-
-    async def collect() -> None:
-        nonlocal dropped
-        assert proc.stdout is not None
-        while chunk := await proc.stdout.read(65536):
-            buffer.extend(chunk)
-            if len(buffer) > 2 * OUTPUT_LIMIT:
-                cut = len(buffer) - OUTPUT_LIMIT
-                dropped += cut
-                del buffer[:cut]
-
-    reader = asyncio.ensure_future(collect())
-    try:
+    # Output goes to an unlinked temp file, not a pipe: a daemon the command leaves behind
+    # (a restart script starting nutcracker) may keep its stdout open for ever, and only the
+    # command's exit status may decide when we are done.
+    with tempfile.TemporaryFile(prefix="redkeeper-restart-") as out:
         try:
-            returncode = await asyncio.wait_for(proc.wait(), timeout)
+            proc = await asyncio.create_subprocess_exec(
+                *words,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            duration = (time.perf_counter() - started) * 1000.0
+            reason = exc.strerror or str(exc)
+            return RestartResult(False, duration, f"cannot run {words[0]!r}: {reason}")
+        try:
+            returncode: int | None = await asyncio.wait_for(proc.wait(), timeout)
         except TimeoutError:
+            returncode = None
+        except BaseException:  # cancelled: take the command down with us
+            _kill_group(proc.pid)
+            raise
+        duration = (time.perf_counter() - started) * 1000.0
+        if returncode is None:
             _kill_group(proc.pid)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), _KILL_WAIT)
-            duration = elapsed_ms()
-            await asyncio.wait({reader}, timeout=_READ_GRACE)
-            said = _tail(buffer, dropped)
-            return RestartResult(
-                False,
-                duration,
-                f"{' '.join(words)!r} did not finish within {timeout:g} s; killed"
-                + (f"\n{said}" if said else ""),
-                proc.pid,
-            )
-        duration = elapsed_ms()
-        # A daemon the command left behind may hold the pipe open: do not wait for its EOF.
-        await asyncio.wait({reader}, timeout=_READ_GRACE)
-    except BaseException:
-        _kill_group(proc.pid)
-        raise
-    finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
-    said = _tail(buffer, dropped)
+        said = _read_tail(out)
+    if returncode is None:
+        head = f"{command!r} did not finish within {timeout:g} s; killed"
+        return RestartResult(False, duration, f"{head}\n{said}" if said else head, proc.pid)
     if returncode != 0:
         status = f"killed by signal {-returncode}" if returncode < 0 else f"exit {returncode}"
-        said = f"{' '.join(words)!r} failed ({status})" + (f"\n{said}" if said else "")
+        head = f"{command!r} failed ({status})"
+        said = f"{head}\n{said}" if said else head
     return RestartResult(returncode == 0, duration, said, proc.pid)
 
 
 # ---- managed child -----------------------------------------------------------------------
+
+
+def _ended(record: ProcessRecord) -> bool:
+    """True when the recorded process has fully ended (and released its sockets).
+
+    Unlike `pid_alive`, a zombie thread-group leader whose other threads still run (nutcracker's
+    stats thread outlives its main thread for a few ms on SIGTERM) is not gone yet: those
+    threads still hold the listening socket.
+    """
+    try:
+        raw = Path(f"/proc/{record.pid}/stat").read_text()
+    except OSError:
+        return True
+    fields = raw[raw.rfind(")") + 2 :].split()
+    if int(fields[19]) != record.start_ticks:
+        return True  # the PID was reused
+    return fields[0] in ("Z", "X") and int(fields[17]) <= 1
 
 
 def _accepts(address: Address) -> bool:
@@ -150,17 +164,6 @@ def _accepts(address: Address) -> bool:
             return True
     except OSError:
         return False
-
-
-async def _poll(done: Callable[[], bool], timeout: float, interval: float) -> bool:
-    """Call `done` every `interval` s until it is True (-> True) or `timeout` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if done():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(interval)
 
 
 class ManagedNutcracker:
@@ -205,18 +208,19 @@ class ManagedNutcracker:
         """
         async with self._lock:
             if self._gone() is False:
-                state.write_proxy_record(self.state_dir, self._record)
+                self._write_record(self._record)
                 return
             recorded = state.read_proxy_record(self.state_dir)
-            if recorded is not None and recorded.alive():
-                if recorded.argv == tuple(self.argv) and recorded.name == self.NAME:
+            if recorded is not None and not _ended(recorded):
+                same = recorded.argv == tuple(self.argv) and recorded.name == self.NAME
+                if same and recorded.alive():
                     self._record, self._proc = recorded, None
                     if await _poll(lambda: _accepts(self.listen), self.ready_timeout, 0.01):
                         return  # adopted: clients stay connected
                 # other argv (or a hung one): it must go before ours can listen
                 self._record, self._proc = recorded, None
                 await self._stop_current()
-            state.write_proxy_record(self.state_dir, None)
+            self._write_record(None)
             self._record, self._proc = None, None
             await self._start()
 
@@ -231,7 +235,7 @@ class ManagedNutcracker:
             started = time.perf_counter()
             try:
                 await self._stop_current()
-                state.write_proxy_record(self.state_dir, None)
+                self._write_record(None)
                 await self._start()
             except ProcessError as exc:
                 duration = (time.perf_counter() - started) * 1000.0
@@ -248,20 +252,25 @@ class ManagedNutcracker:
         async with self._lock:
             if self._record is None:
                 recorded = state.read_proxy_record(self.state_dir)
-                if recorded is not None and recorded.alive() and recorded.name == self.NAME:
+                if recorded is not None and recorded.name == self.NAME and not _ended(recorded):
                     self._record = recorded
             await self._stop_current()
-            state.write_proxy_record(self.state_dir, None)
+            self._write_record(None)
 
     # ---- internals -----------------------------------------------------------------------
+
+    def _write_record(self, record: ProcessRecord | None) -> None:
+        if record is not None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        state.write_proxy_record(self.state_dir, record)
 
     def _gone(self) -> bool | None:
         """None: nothing tracked; else whether the tracked process has ended."""
         if self._record is None:
             return None
         if self._proc is not None:
-            return self._proc.exited() is not None  # also reaps our child
-        return not self._record.alive()
+            return self._proc.exited() is not None  # waitpid: the whole thread group ended
+        return _ended(self._record)
 
     async def _stop_current(self) -> None:
         record = self._record
@@ -307,4 +316,4 @@ class ManagedNutcracker:
                 f"{self.ready_timeout:g} s; killed it" + self._log_tail(proc)
             )
         self._proc, self._record = proc, record
-        state.write_proxy_record(self.state_dir, record)
+        self._write_record(record)
