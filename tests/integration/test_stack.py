@@ -34,7 +34,9 @@ def test_up_load_status_down(tmp_path: Path) -> None:
         assert started.returncode == 0, started.stderr
         assert f"redis-cli -h 127.0.0.1 -p {topology.spec.proxy.listen.port}" in started.stdout
         records = _all_records(topology.state_dir)
-        assert len(records) == 6 + 3 + 1 and all(r.alive() for r in records)
+        names = sorted(r.name for r in records)
+        assert len(records) == 6 + 3 + 2 and all(r.alive() for r in records)
+        assert "agent" in names and "nutcracker" in names
 
         proxy = _proxy_client(topology.spec.proxy.listen.port)
         with proxy.pipeline(transaction=False) as pipe:
