@@ -54,6 +54,11 @@ class AgentState:
     refusals: list[str] = field(default_factory=list)
     applies: int = 0
     restarts: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)  # the last 100 applies
+
+    def remember(self, entry: dict[str, Any]) -> None:
+        self.history.append(entry)
+        del self.history[:-100]
 
 
 async def role_of(address: Address, password: str | None, timeout: float) -> str | None:
@@ -144,6 +149,7 @@ class Agent:
             "refusals": self.state.refusals,
             "applies": self.state.applies,
             "restarts": self.state.restarts,
+            "history": self.state.history,
         }
 
     # ------------------------------------------------------------------ loop
@@ -327,8 +333,17 @@ class Agent:
             self.metrics.switches.labels(shard).inc()
         self.state.applies += 1
         self.state.last_error = None
-        if self._pending_since is not None:
-            latency = time.monotonic() - self._pending_since
+        latency = None if self._pending_since is None else time.monotonic() - self._pending_since
+        self.state.remember(
+            {
+                "time": time.time(),
+                "noticed": None if latency is None else time.time() - latency,
+                "changes": {k: str(v) for k, v in sorted(decision.changes.items())},
+                "latency_ms": None if latency is None else round(latency * 1000, 1),
+                "restart_ms": None if restart is None else round(restart.duration_ms, 1),
+            }
+        )
+        if latency is not None:
             self.metrics.apply_latency.observe(latency)
             log.info(
                 "applied %d change(s) %.0f ms after the first notice",
