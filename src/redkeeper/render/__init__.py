@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 
 from redkeeper.model import Address
@@ -102,7 +103,16 @@ def _proxy_units(
     topo_path = str(layout.config("topology.yaml"))
     nutcracker_log = layout.log("nutcracker")
     units: list[RenderedFile] = []
-    agent_argv = [REDKEEPER, "agent", "-c", topo_path]
+    agent_argv = [
+        REDKEEPER,
+        "agent",
+        "-c",
+        topo_path,
+        "--nutcracker-config",
+        str(pool.path),
+        "--state-dir",
+        str(layout.state_dir),
+    ]
     if agent.restart == "managed":
         agent_argv.append("--managed")
     else:
@@ -117,7 +127,7 @@ def _proxy_units(
             )
         )
         if agent.restart == "command":
-            agent_argv += ["--restart-cmd", *(agent.restart_cmd or [])]
+            agent_argv += ["--restart-cmd", shlex.join(agent.restart_cmd or [])]
         else:
             agent_argv += ["--staging", str(agent.staging)]
             units.append(
