@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
@@ -25,7 +25,13 @@ from redkeeper.agent.targets import Target
 from redkeeper.errors import RedkeeperError
 from redkeeper.model import Address
 from redkeeper.rediskit import aclose, async_client, command
-from redkeeper.sentinel import SentinelEvent, SentinelWatcher, decide, query_all
+from redkeeper.sentinel import (
+    SentinelAnswer,
+    SentinelEvent,
+    SentinelWatcher,
+    decide,
+    query_all,
+)
 
 log = logging.getLogger("redkeeper.agent")
 
@@ -75,6 +81,15 @@ async def role_of(address: Address, password: str | None, timeout: float) -> str
     return None
 
 
+class Query(Protocol):
+    async def __call__(
+        self, addrs: Sequence[Address], *, password: str | None, timeout: float
+    ) -> list[SentinelAnswer]: ...
+
+
+RoleCheck = Callable[[Address, str | None, float], Awaitable[str | None]]
+
+
 class Agent:
     def __init__(
         self,
@@ -85,6 +100,8 @@ class Agent:
         inventory: Mapping[str, Set[Address]] | None = None,
         settings: AgentSettings = AgentSettings(),
         metrics_address: Address | None = None,
+        query: Query = query_all,
+        role: RoleCheck = role_of,
     ) -> None:
         self.sentinels = list(sentinels)
         self.target = target
@@ -92,6 +109,8 @@ class Agent:
         self.inventory = inventory
         self.settings = settings
         self.metrics_address = metrics_address
+        self._query = query  # injected: the benchmarks drive 100 fake shards through it
+        self._role = role
         self.metrics = AgentMetrics(len(self.sentinels))
         self.state = AgentState()
         self._wake = asyncio.Event()
@@ -224,7 +243,7 @@ class Agent:
     # ------------------------------------------------------------------ one cycle
     async def cycle(self, notice: float, by_event: bool = False) -> Decision:
         started = time.monotonic()
-        answers = await query_all(
+        answers = await self._query(
             self.sentinels, password=self.password, timeout=self.settings.sentinel_timeout
         )
         answered = sum(1 for a in answers if a.answered)
@@ -276,7 +295,7 @@ class Agent:
             return {}
         ordered = sorted(candidates)
         found = await asyncio.gather(
-            *(role_of(a, self.password, self.settings.role_timeout) for a in ordered)
+            *(self._role(a, self.password, self.settings.role_timeout) for a in ordered)
         )
         return dict(zip(ordered, found, strict=True))
 
