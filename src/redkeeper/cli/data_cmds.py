@@ -37,7 +37,7 @@ SHOWN = 20
 
 
 def _warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -168,11 +168,12 @@ def load_cmd(
         f"{value_size}-byte values) through {topology.spec.proxy.listen} in "
         f"{result.seconds:.1f} s: {result.keys_per_second:,.0f} keys/s",
         highlight=False,
+        soft_wrap=True,
     )
-    console.print(f"manifest: {result.manifest}", highlight=False)
+    console.print(f"manifest: {result.manifest}", highlight=False, soft_wrap=True)
     if result.failed:
         for message in result.errors:
-            err_console.print(f"  {escape(message)}", highlight=False)
+            err_console.print(f"  {escape(message)}", highlight=False, soft_wrap=True)
         raise DataError(
             f"{result.failed:,} of {count:,} keys were not written (errors above; fix: check "
             "`redkeeper status`, then run `redkeeper load` again)"
@@ -194,9 +195,9 @@ def _show(label: str, defects: Defects) -> None:
     if defects.count == 0:
         return
     more = f" (first {SHOWN})" if defects.count > SHOWN else ""
-    console.print(f"[red]{label}: {defects.count:,}[/]{more}", highlight=False)
+    console.print(f"[red]{label}: {defects.count:,}[/]{more}", highlight=False, soft_wrap=True)
     for item in defects.items[:SHOWN]:
-        console.print(f"  {escape(_entry(item))}", highlight=False)
+        console.print(f"  {escape(_entry(item))}", highlight=False, soft_wrap=True)
 
 
 def _rate(keys: int, seconds: float) -> str:
@@ -211,18 +212,21 @@ def print_check(report: CheckReport) -> None:
             f"{manifest.prefix}{max(manifest.count - 1, 0)}, {manifest.value_size}-byte values, "
             f"written {manifest.written_at}",
             highlight=False,
+            soft_wrap=True,
         )
         console.print(
             f"through the proxy: {proxy.checked:,} read ({_rate(proxy.checked, proxy.seconds)}): "
             f"{proxy.unreadable.count:,} unreadable, {proxy.wrong_value.count:,} wrong value, "
             f"{proxy.errors.count:,} errors",
             highlight=False,
+            soft_wrap=True,
         )
     scanned = sum(scan.scanned.values())
     console.print(
         "masters (Sentinel): "
         + ", ".join(f"{n} {a} ({scan.keys[n]:,} keys)" for n, a in scan.masters.items()),
         highlight=False,
+        soft_wrap=True,
     )
     missing = scan.findings.missing
     console.print(
@@ -231,9 +235,10 @@ def print_check(report: CheckReport) -> None:
         f"{scan.findings.duplicated.count:,} duplicated, "
         + (f"{missing.count:,} missing" if missing is not None else "missing not checked"),
         highlight=False,
+        soft_wrap=True,
     )
     for label, defects in report.categories().items():
-        _show(label.replace("_", " "), defects)
+        _show(label.replace("_", "-"), defects)
     if report.defects == 0:
         console.print("[green]clean[/]")
 

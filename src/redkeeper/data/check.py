@@ -347,8 +347,9 @@ class CheckReport:
         return sum(d.count for d in self.categories().values())
 
     def summary(self) -> str:
-        """The non-zero defect counts, like "1 wrong_shard, 1 duplicated"; "" when clean."""
-        return ", ".join(f"{d.count:,} {k}" for k, d in self.categories().items() if d.count)
+        """The non-zero defect counts, like "1 wrong-shard, 1 duplicated"; "" when clean."""
+        found = self.categories().items()
+        return ", ".join(f"{d.count:,} {k.replace('_', '-')}" for k, d in found if d.count)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -104,10 +104,15 @@ class Wire:
                     replies.append(reply)
                     continue
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no reply from {self.address} within {self.timeout} s")
-                sock.settimeout(remaining)
-                data = sock.recv(1 << 20)
+                try:
+                    if remaining <= 0:
+                        raise TimeoutError
+                    sock.settimeout(remaining)
+                    data = sock.recv(1 << 20)
+                except TimeoutError:
+                    raise TimeoutError(
+                        f"no reply from {self.address} within {self.timeout} s"
+                    ) from None
                 if not data:
                     raise ConnectionError(f"{self.address} closed the connection")
                 reader.feed(data)
