@@ -90,6 +90,30 @@ def running_stack(topology: Topology, *, with_agent: bool = True) -> Iterator[Lo
     finally:
         stack.down()
         assert_no_bug_in_logs(topology.state_dir)
+        assert_no_process_left(topology.state_dir)
+
+
+def processes_using(path: Path) -> list[str]:
+    """Command lines of live processes that mention `path` (a test's state dir)."""
+    found = []
+    needle = str(path).encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            status = (proc / "stat").read_text()
+        except OSError:
+            continue
+        if needle in cmdline and status[status.rfind(")") + 2] != "Z":
+            words = cmdline.replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{proc.name}: {words}")
+    return found
+
+
+def assert_no_process_left(state_dir: Path) -> None:
+    left = processes_using(state_dir)
+    assert not left, f"processes left running after down: {left}"
 
 
 def assert_no_bug_in_logs(state_dir: Path) -> None:

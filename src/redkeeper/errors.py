@@ -83,3 +83,17 @@ class ApplyError(RedkeeperError):
     """A proxy could not be repointed (validation, restart or runtime API failed)."""
 
     exit_code = 6
+
+
+class RetryLaterError(RedkeeperError):
+    """A transient failure (a lock held too long, a restart command that failed): retrying
+    may succeed. Exit status 1, which tells Sentinel to run a client-reconfig-script again."""
+
+    exit_code = 1
+
+
+class HookRefusedError(RedkeeperError):
+    """A permanent refusal (bad arguments, unknown master, address outside the inventory,
+    a corrupt config): retrying cannot help. Exit status 2, which tells Sentinel to give up."""
+
+    exit_code = 2

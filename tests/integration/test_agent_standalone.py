@@ -82,7 +82,9 @@ def test_comments_weights_and_a_second_pool_survive_a_switch(tmp_path: Path) -> 
                 "--metrics",
                 "",
                 "--restart-cmd",
-                f"sh -c 'echo restarted >> {calls}'",
+                "sh",
+                "-c",
+                f"echo restarted >> {calls}",
             ],
             log,
         )

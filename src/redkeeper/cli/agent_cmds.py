@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shlex
 import signal
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +13,7 @@ import click
 from redkeeper.agent import Agent, AgentSettings
 from redkeeper.agent import logs as agent_logs
 from redkeeper.agent.targets import CommandTarget, ManagedTarget, StagingTarget, Target, read_text
-from redkeeper.cli.app import cli, config_option, load
+from redkeeper.cli.app import ArgvTailCommand, cli, config_option, load, restart_cmd_option
 from redkeeper.errors import Problem, TopologyError
 from redkeeper.model import Address
 from redkeeper.process import find_binary
@@ -34,12 +33,12 @@ def _address(text: str, field: str) -> Address:
         raise _usage(field, str(exc), "use host:port") from None
 
 
-@cli.command()
+@cli.command(cls=ArgvTailCommand)
 @config_option
 @click.option("--sentinel", "sentinels", multiple=True, help="Standalone: a Sentinel host:port.")
 @click.option("--nutcracker-config", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--managed", is_flag=True, help="Run nutcracker as the agent's child.")
-@click.option("--restart-cmd", default=None, help="Command that restarts nutcracker (argv).")
+@restart_cmd_option
 @click.option("--staging", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--stats", default=None, help="Standalone --managed: nutcracker stats host:port.")
 @click.option("--metrics", default=None, help="host:port for /metrics and /healthz; '' disables.")
@@ -54,7 +53,7 @@ def agent(
     sentinels: tuple[str, ...],
     nutcracker_config: Path | None,
     managed: bool,
-    restart_cmd: str | None,
+    restart_cmd: tuple[str, ...] | None,
     staging: Path | None,
     stats: str | None,
     metrics: str | None,
@@ -71,7 +70,7 @@ def agent(
     With a topology:  redkeeper agent -c topology.yaml [--managed]
     Standalone:       redkeeper agent --sentinel H:P --sentinel H:P --sentinel H:P \\
                         --nutcracker-config /etc/nutcracker.yml \\
-                        (--restart-cmd 'systemctl restart nutcracker' | --managed | --staging F)
+                        (--managed | --staging F | --restart-cmd systemctl restart nutcracker)
     """
     agent_logs.setup(log_format)
     chosen = [
@@ -124,7 +123,7 @@ def _with_topology(
     config: Path | None,
     nutcracker_config: Path | None,
     managed: bool,
-    restart_cmd: str | None,
+    restart_cmd: tuple[str, ...] | None,
     staging: Path | None,
     metrics: str | None,
     state_dir: Path | None,
@@ -150,7 +149,7 @@ def _with_topology(
         )
         target = ManagedTarget(pool_path, nutcracker)
     elif strategy == "command":
-        argv_cmd = shlex.split(restart_cmd) if restart_cmd else list(spec.agent.restart_cmd or [])
+        argv_cmd = list(restart_cmd) if restart_cmd else list(spec.agent.restart_cmd or [])
         target = CommandTarget(pool_path, argv_cmd, spec.proxy.listen)
     else:
         staging_path = staging or spec.agent.staging
@@ -179,7 +178,7 @@ def _standalone(
     sentinels: tuple[str, ...],
     nutcracker_config: Path | None,
     managed: bool,
-    restart_cmd: str | None,
+    restart_cmd: tuple[str, ...] | None,
     staging: Path | None,
     stats: str | None,
     metrics: str | None,
@@ -197,7 +196,7 @@ def _standalone(
         raise _usage(
             "--restart-cmd",
             "no restart strategy given",
-            "add one of --restart-cmd 'systemctl restart nutcracker', --managed, --staging FILE",
+            "add one of --managed, --staging FILE, --restart-cmd systemctl restart nutcracker",
         )
     addresses = [_address(s, "--sentinel") for s in sentinels]
     password = None
@@ -226,7 +225,7 @@ def _standalone(
             nutcracker_config, ManagedNutcracker(argv, listen, state, state / "nutcracker.log")
         )
     elif restart_cmd:
-        target = CommandTarget(nutcracker_config, shlex.split(restart_cmd), listen)
+        target = CommandTarget(nutcracker_config, list(restart_cmd), listen)
     else:
         assert staging is not None
         target = StagingTarget(nutcracker_config, staging)

@@ -35,9 +35,26 @@ def pid_alive(pid: int, start_ticks: int | None = None) -> bool:
     except OSError:
         return False
     state = raw[raw.rfind(")") + 2 :].split()[0]
-    if state in ("Z", "X"):
+    if state in ("Z", "X") and not _other_threads_alive(pid):
         return False
     return start_ticks is None or _start_ticks(pid) == start_ticks
+
+
+def _other_threads_alive(pid: int) -> bool:
+    """A leader whose main thread exited shows Z while other threads (nutcracker's stats
+    thread) still run and hold its ports: it is not gone yet."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            raw = (task / "stat").read_text()
+        except OSError:
+            continue
+        if raw[raw.rfind(")") + 2 :].split()[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def stop_pid(

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping
 
 from redkeeper.model import Address
@@ -127,7 +126,7 @@ def _proxy_units(
             )
         )
         if agent.restart == "command":
-            agent_argv += ["--restart-cmd", shlex.join(agent.restart_cmd or [])]
+            agent_argv += ["--restart-cmd", *(agent.restart_cmd or [])]
         else:
             agent_argv += ["--staging", str(agent.staging)]
             units.append(

@@ -329,33 +329,33 @@ class LocalStack:
         return current
 
     def down(self) -> list[ProcessRecord]:
-        """Stop the recorded processes (and only those): proxy, Sentinels, then Redis."""
+        """Stop the recorded processes (and only those): the agent, then the nutcracker it
+        ran (re-read after the agent is gone: it may have restarted it), the Sentinels (so no
+        failover starts while Redis stops), then Redis."""
         records = state.read_records(self.state_dir)
-        proxy = state.read_proxy_record(self.state_dir)
-        if proxy is not None:
-            records.append(proxy)
-        alive = [r for r in records if r.alive()]
         try:
             password = self.topology.password()
         except ConfigError:
             password = None  # without it Sentinels refuse; masters.json is kept as is
-        if any(r.name.startswith("sentinel-") for r in alive):
+        if any(r.name.startswith("sentinel-") and r.alive() for r in records):
             self.save_masters(password)
-
-        def rank(record: ProcessRecord) -> int:
-            if record.name.startswith("sentinel-"):
-                return 1
-            if record.name in ("agent", "nutcracker"):
-                return 0
-            return 2
-
-        for stage in (0, 1, 2):
-            group = [r for r in alive if rank(r) == stage]
+        stopped: list[ProcessRecord] = []
+        stages: list[Callable[[ProcessRecord], bool]] = [
+            lambda r: r.name == "agent",
+            lambda r: r.name == "nutcracker",
+            lambda r: r.name.startswith("sentinel-"),
+            lambda r: True,
+        ]
+        for in_stage in stages:
+            proxy = state.read_proxy_record(self.state_dir)
+            current = [*records, *([proxy] if proxy else [])]
+            group = [r for r in current if r.alive() and in_stage(r) and r not in stopped]
             for record in group:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(record.pid, signal.SIGTERM)
             for record in group:
                 stop_pid(record.pid, record.start_ticks, self.timings.stop)
+            stopped.extend(group)
         state.clear_records(self.state_dir)
         state.write_proxy_record(self.state_dir, None)
-        return alive
+        return stopped

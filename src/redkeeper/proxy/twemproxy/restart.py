@@ -1,7 +1,7 @@
 """How nutcracker is restarted after its nutcracker.yml changed (architecture §3 rule 7).
 
-This module owns two of the three restart strategies (the third, a staging file read by the
-privileged `redkeeper apply-staged` watcher, lives with its command in `redkeeper.cli`):
+This module owns two of the three restart strategies (the third, a staging file applied by
+the privileged `redkeeper apply-staged` watcher, is `redkeeper.proxy.twemproxy.staging`):
 
 - `run_command`: run an argv restart command (`systemctl restart nutcracker`; never a shell
   string), bounded by a timeout that kills its whole process group, output captured.
@@ -68,11 +68,8 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-async def _poll(
-    done: Callable[[], bool], timeout: float, interval: float, max_interval: float | None = None
-) -> bool:
-    """Call `done` every `interval` s (doubling up to `max_interval`, if given) until it is
-    True (-> True) or `timeout` passes (-> False)."""
+async def _poll(done: Callable[[], bool], timeout: float, interval: float) -> bool:
+    """Call `done` every `interval` s until it is True (-> True) or `timeout` passes (-> False)."""
     deadline = time.monotonic() + timeout
     while True:
         if done():
@@ -80,8 +77,6 @@ async def _poll(
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-        if max_interval is not None:
-            interval = min(interval * 2, max_interval)
 
 
 async def run_command(argv: Sequence[str], *, timeout: float = 30.0) -> RestartResult:
@@ -298,22 +293,28 @@ class ManagedNutcracker:
             )
         proc = ManagedProcess(self.NAME, self.argv, self.log_path.parent, self.log_path)
         record = proc.start()
+        # Recorded at once: if we are cancelled (agent shutdown) while it comes up, the next
+        # agent adopts it and `redkeeper down` stops it; it is never left unrecorded.
+        self._proc, self._record = proc, record
+        self._write_record(record)
 
         def ready() -> bool:
             return proc.exited() is not None or _accepts(self.listen)
 
         came_up = await _poll(ready, self.ready_timeout, _PORT_POLL)
         status = proc.exited()
+        if status is None and came_up:
+            return
+        if status is None:
+            proc.signal(signal.SIGKILL)
+            await _poll(lambda: proc.exited() is not None, _KILL_WAIT, _EXIT_POLL)
+        self._proc, self._record = None, None
+        self._write_record(None)
         if status is not None:
             raise ProcessError(
                 f"nutcracker exited with status {status} while starting" + self._log_tail(proc)
             )
-        if not came_up:
-            proc.signal(signal.SIGKILL)
-            await _poll(lambda: proc.exited() is not None, _KILL_WAIT, _EXIT_POLL)
-            raise ProcessError(
-                f"nutcracker did not accept connections on {self.listen} within "
-                f"{self.ready_timeout:g} s; killed it" + self._log_tail(proc)
-            )
-        self._proc, self._record = proc, record
-        self._write_record(record)
+        raise ProcessError(
+            f"nutcracker did not accept connections on {self.listen} within "
+            f"{self.ready_timeout:g} s; killed it" + self._log_tail(proc)
+        )

@@ -1,0 +1,354 @@
+"""`redkeeper reconfig-hook` and `redkeeper apply-staged`: repointing nutcracker from outside
+the agent (architecture §3 rule 7).
+
+- `reconfig-hook` is a Sentinel `client-reconfig-script`: it repoints one named server of
+  nutcracker.yml and restarts nutcracker with an argv command, or writes a staging file for
+  the privileged watcher. Each Sentinel calls it once, concurrently: an exclusive flock
+  serialises them and only the first one does any work. Exit status follows Sentinel's rules:
+  0 done or nothing to do, 1 retry later (`RetryLaterError`), 2 give up (`HookRefusedError`).
+- `apply-staged` runs the privileged watcher of the seeds' iwatch pattern.
+
+The hook keeps `<nutcracker.yml>.restart-pending` (see `redkeeper.proxy.twemproxy.staging`)
+from just before its write until the restart succeeded, so a restart that failed (or was
+killed) is retried by Sentinel's next call even though the file already holds the new
+address. `--restart-cmd` takes every following word, up to a lone `--`, as the command's
+argv (never a shell string). The watcher's work itself lives in
+`redkeeper.proxy.twemproxy.staging`; this module owns the command lines and the hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from redkeeper.cli.app import RESTART_OPT, ArgvTailCommand, cli, load, restart_cmd_option
+from redkeeper.errors import (
+    BinaryNotFoundError,
+    ConfigError,
+    HookRefusedError,
+    NutcrackerConfigError,
+    RedkeeperError,
+    RetryLaterError,
+)
+from redkeeper.fsutil import atomic_write, backup_path
+from redkeeper.model import Address
+from redkeeper.proxy.twemproxy import plan_repoint, repoint_file
+from redkeeper.proxy.twemproxy.restart import run_command
+from redkeeper.proxy.twemproxy.staging import (
+    apply_staged_once,
+    checked_by_nutcracker,
+    pending_path,
+    watch_staging,
+)
+from redkeeper.topology import Topology
+
+_LOCK_POLL = 0.01
+
+
+def log(message: str) -> None:
+    """One human log line with a full date, on stderr."""
+    click.echo(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", err=True)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, timeout: float) -> Iterator[None]:
+    """flock(LOCK_EX) on `<path>.lock`, waiting at most `timeout` s (then RetryLaterError)."""
+    lock = path.with_name(path.name + ".lock")
+    # Read-only and 0644: flock needs no write access, so a lock file first created by root
+    # does not lock out the unprivileged Sentinel user later.
+    fd = os.open(lock, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RetryLaterError(
+                        f"{lock} is still locked after {timeout:g} s (another Sentinel's hook "
+                        "is working on it); retry later"
+                    ) from None
+                time.sleep(_LOCK_POLL)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise HookRefusedError(f"{path}: cannot read it: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise HookRefusedError(f"{path}: is not UTF-8 ({exc.reason})") from None
+
+
+@contextlib.contextmanager
+def sentinel_exit_codes() -> Iterator[None]:
+    """Turn every error into Sentinel's two answers: 1 (retry) or 2 (give up)."""
+    try:
+        yield
+    except (RetryLaterError, HookRefusedError):
+        raise
+    except (ConfigError, BinaryNotFoundError) as exc:
+        raise HookRefusedError(str(exc)) from exc
+    except RedkeeperError as exc:  # ProcessError (nutcracker -t hung), ApplyError (write)
+        raise RetryLaterError(str(exc)) from exc
+    except OSError as exc:
+        permanent = exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT)
+        cls = HookRefusedError if permanent else RetryLaterError
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise cls(f"{where}{exc.strerror or exc}") from exc
+
+
+# ---- reconfig-hook -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def rejected_is_retryable() -> Iterator[None]:
+    """`nutcracker -t` rejecting a text redkeeper's own parser accepted (plan_repoint re-parsed
+    it) most likely failed to resolve a listen host name right now: let Sentinel retry."""
+    try:
+        yield
+    except NutcrackerConfigError as exc:
+        raise RetryLaterError(
+            f"{exc}\n(redkeeper's own parser accepts the new text: a transient failure such as "
+            "DNS is likely; retry later)"
+        ) from exc
+
+
+def _target(to_ip: str, to_port: str) -> Address:
+    host = to_ip.strip().removeprefix("[").removesuffix("]")
+    if not host or not to_port.isdigit() or not 1 <= int(to_port) <= 65535:
+        raise HookRefusedError(f"bad new master address {to_ip!r} {to_port!r}")
+    return Address(host, int(to_port))
+
+
+def _guard_inventory(topology: Topology, master: str, target: Address) -> None:
+    inventory = topology.inventory()
+    if master not in inventory:
+        raise HookRefusedError(
+            f"{master!r} is not a shard of {topology.source} "
+            f"(shards: {', '.join(sorted(inventory))})"
+        )
+    if target not in inventory[master]:
+        allowed = ", ".join(str(a) for a in sorted(inventory[master]))
+        raise HookRefusedError(
+            f"refusing to route {master} to {target}: not in its inventory in "
+            f"{topology.source} ({allowed}); add it to the shard if it is really one of ours"
+        )
+
+
+def _strategy(
+    topology: Topology | None, restart_cmd: tuple[str, ...] | None, staging: Path | None
+) -> tuple[tuple[str, ...] | None, Path | None]:
+    if restart_cmd and staging:
+        raise click.UsageError(f"give either {RESTART_OPT} or --staging, not both")
+    if restart_cmd or staging:
+        return restart_cmd, staging
+    if topology is None:
+        raise click.UsageError(f"give {RESTART_OPT} ARGV... or --staging PATH (or -c TOPOLOGY)")
+    agent = topology.spec.agent
+    if agent.restart == "command" and agent.restart_cmd:
+        return tuple(agent.restart_cmd), None
+    if agent.restart == "staging" and agent.staging is not None:
+        path = agent.staging if agent.staging.is_absolute() else topology.base_dir / agent.staging
+        return None, path
+    raise HookRefusedError(
+        f"{topology.source}: agent.restart is {agent.restart!r}: the agent repoints nutcracker "
+        f"itself (fix: give {RESTART_OPT} or --staging to use the hook)"
+    )
+
+
+async def _restart(argv: tuple[str, ...], timeout: float, pending: Path) -> float:
+    result = await run_command(argv, timeout=timeout)
+    if not result.ok:
+        raise RetryLaterError(f"restart command failed: {result.output.strip()}")
+    pending.unlink(missing_ok=True)
+    return result.duration_ms
+
+
+def _hook_command(
+    conf: Path, master: str, target: Address, argv: tuple[str, ...], restart_timeout: float
+) -> str:
+    pending = pending_path(conf)
+    planned = plan_repoint(_read_text(conf), {master: target}, source=str(conf))
+    if planned is None and not pending.exists():
+        return f"{conf} already points there; nothing to do"
+    what = "already repointed, restart still pending"
+    if planned is not None:
+        had_pending = pending.exists()
+        pending.touch()
+        try:
+            with rejected_is_retryable():
+                repoint_file(conf, {master: target})
+        except BaseException:
+            if not had_pending:
+                pending.unlink(missing_ok=True)
+            raise
+        what = f"{conf} repointed (previous kept in {backup_path(conf)})"
+    took = asyncio.run(_restart(argv, restart_timeout, pending))
+    return f"{what}; nutcracker restarted in {took:.0f} ms"
+
+
+def _hook_staging(conf: Path, staging: Path, master: str, target: Address) -> str:
+    base = staging if staging.exists() else conf
+    planned = plan_repoint(_read_text(base), {master: target}, source=str(base))
+    if planned is None:
+        return f"{base} already points there; nothing to do"
+    try:
+        mode = stat.S_IMODE(conf.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o600
+    with rejected_is_retryable():
+        atomic_write(
+            staging, planned, mode=mode, validate=checked_by_nutcracker(staging), backup=False
+        )
+    return f"staged in {staging} (from {base}); apply-staged restarts nutcracker"
+
+
+@cli.command("reconfig-hook", cls=ArgvTailCommand)
+@click.argument("master")
+@click.argument("role")
+@click.argument("state")
+@click.argument("from_ip")
+@click.argument("from_port")
+@click.argument("to_ip")
+@click.argument("to_port")
+@click.option(
+    "-c",
+    "--config",
+    "config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Topology file: enables the inventory guard and its agent.restart settings.",
+)
+@click.option(
+    "--nutcracker-config",
+    "nutcracker_config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="The live nutcracker.yml.",
+)
+@click.option(
+    "--staging",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the new config here for `apply-staged` instead of restarting.",
+)
+@click.option("--lock-timeout", type=click.FloatRange(0, 20), default=10.0, show_default=True)
+@click.option("--restart-timeout", type=click.FloatRange(0.1, 30), default=20.0, show_default=True)
+@restart_cmd_option
+def reconfig_hook(
+    master: str,
+    role: str,
+    state: str,
+    from_ip: str,
+    from_port: str,
+    to_ip: str,
+    to_port: str,
+    config: Path | None,
+    nutcracker_config: Path,
+    staging: Path | None,
+    lock_timeout: float,
+    restart_timeout: float,
+    restart_cmd: tuple[str, ...] | None,
+) -> None:
+    """Sentinel client-reconfig-script: point server MASTER of nutcracker.yml at TO_IP:TO_PORT.
+
+    \b
+    Arguments are Sentinel's: <master-name> <role> <state> <from-ip> <from-port> <to-ip>
+    <to-port>. Idempotent (each Sentinel calls it once; only the first does work).
+    Exit 0: done or nothing to do; 1: retry later; 2: refused (Sentinel gives up).
+    As a script:  exec redkeeper reconfig-hook --nutcracker-config /etc/nutcracker.yml \\
+                  --restart-cmd systemctl restart nutcracker -- "$@"
+    """
+    head = f"reconfig-hook {master} ({role} {state}): {from_ip}:{from_port} -> {to_ip}:{to_port}"
+    try:
+        with sentinel_exit_codes():
+            target = _target(to_ip, to_port)
+            topology = load(config) if config is not None else None
+            if topology is not None:
+                _guard_inventory(topology, master, target)
+            argv, staged = _strategy(topology, restart_cmd, staging)
+            locked = staged if staged is not None else nutcracker_config
+            with exclusive_lock(locked, lock_timeout):
+                if staged is not None:
+                    outcome = _hook_staging(nutcracker_config, staged, master, target)
+                else:
+                    assert argv is not None
+                    outcome = _hook_command(
+                        nutcracker_config, master, target, argv, restart_timeout
+                    )
+    except RedkeeperError as exc:
+        verdict = "will be retried" if exc.exit_code == 1 else "refused"
+        log(f"{head}: {verdict}")
+        raise
+    log(f"{head}: {outcome}")
+
+
+# ---- apply-staged ------------------------------------------------------------------------
+
+
+@cli.command("apply-staged", cls=ArgvTailCommand)
+@click.option(
+    "--staging",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="The staged nutcracker.yml the unprivileged agent or hook writes.",
+)
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="The live nutcracker.yml to replace.",
+)
+@click.option("--once", is_flag=True, help="Apply the current staging file once and exit.")
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(0.05, 3600),
+    default=5.0,
+    show_default=True,
+    help="Also re-check this often (missed events, pending restarts).",
+)
+@click.option("--restart-timeout", type=click.FloatRange(0.1, 600), default=30.0, show_default=True)
+@restart_cmd_option
+def apply_staged(
+    staging: Path,
+    config: Path,
+    once: bool,
+    poll_interval: float,
+    restart_timeout: float,
+    restart_cmd: tuple[str, ...] | None,
+) -> None:
+    """Privileged watcher: copy a valid staged nutcracker.yml over the live one and restart.
+
+    \b
+    The seeds' iwatch pattern, done right: inotify (close-write and rename into place),
+    `nutcracker -t` first, atomic write with a .bak, argv restart command, bounded.
+    """
+    if not restart_cmd:
+        raise click.UsageError(f"{RESTART_OPT} ARGV... is required")
+    if once:
+        log(asyncio.run(apply_staged_once(staging, config, restart_cmd, restart_timeout)))
+        return
+    asyncio.run(
+        watch_staging(
+            staging,
+            config,
+            restart_cmd,
+            poll=poll_interval,
+            restart_timeout=restart_timeout,
+            log=log,
+        )
+    )
