@@ -28,9 +28,9 @@ from redkeeper.rediskit import aclose, async_client, command
 from redkeeper.sentinel import (
     SentinelAnswer,
     SentinelEvent,
+    SentinelQuerier,
     SentinelWatcher,
     decide,
-    query_all,
 )
 
 log = logging.getLogger("redkeeper.agent")
@@ -100,7 +100,7 @@ class Agent:
         inventory: Mapping[str, Set[Address]] | None = None,
         settings: AgentSettings = AgentSettings(),
         metrics_address: Address | None = None,
-        query: Query = query_all,
+        query: Query | None = None,
         role: RoleCheck = role_of,
     ) -> None:
         self.sentinels = list(sentinels)
@@ -109,7 +109,13 @@ class Agent:
         self.inventory = inventory
         self.settings = settings
         self.metrics_address = metrics_address
-        self._query = query  # injected: the benchmarks drive 100 fake shards through it
+        # Injected in benchmarks (100 fake shards); by default long-lived Sentinel connections.
+        self._querier: SentinelQuerier | None = None
+        self._query: Query
+        if query is None:
+            self._querier = self._query = SentinelQuerier()
+        else:
+            self._query = query
         self._role = role
         self.metrics = AgentMetrics(len(self.sentinels))
         self.state = AgentState()
@@ -196,6 +202,8 @@ class Agent:
             watch.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(watch, timeout=2.0)
+            if self._querier is not None:
+                await self._querier.aclose()
             if server is not None:
                 server.close()
                 with contextlib.suppress(Exception):

@@ -1,7 +1,12 @@
 """Sentinel layer: event parsing (pure), the majority/epoch view (pure), and the asyncio
 client that queries and subscribes to every configured Sentinel."""
 
-from redkeeper.sentinel.client import SentinelWatcher, query_all, query_sentinel
+from redkeeper.sentinel.client import (
+    SentinelQuerier,
+    SentinelWatcher,
+    query_all,
+    query_sentinel,
+)
 from redkeeper.sentinel.events import WAKING_KINDS, SentinelEvent, parse_event
 from redkeeper.sentinel.view import (
     MasterReport,
@@ -20,6 +25,7 @@ __all__ = [
     "MasterVerdict",
     "SentinelAnswer",
     "SentinelEvent",
+    "SentinelQuerier",
     "SentinelWatcher",
     "Status",
     "decide",

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -86,14 +87,20 @@ async def _ask(client: aioredis.Redis, addr: Address) -> dict[str, MasterReport]
 
 
 async def query_sentinel(
-    addr: Address, *, password: str | None = None, timeout: float = 0.5
+    addr: Address,
+    *,
+    password: str | None = None,
+    timeout: float = 0.5,
+    client: aioredis.Redis | None = None,
 ) -> SentinelAnswer:
     """Ask one Sentinel for every master it monitors. Never raises for network failures,
-    timeouts or a malformed reply: those give `SentinelAnswer(reports=None, error=...)`."""
-    client = async_client(addr, password, timeout)
+    timeouts or a malformed reply: those give `SentinelAnswer(reports=None, error=...)`.
+    A given `client` is reused and left open; otherwise one is made and closed."""
+    own = client is None
+    conn = async_client(addr, password, timeout) if client is None else client
     try:
         async with asyncio.timeout(timeout):
-            reports = await _ask(client, addr)
+            reports = await _ask(conn, addr)
     except TimeoutError:
         return SentinelAnswer(addr, None, f"no answer within {timeout:g} s")
     except _LINK_ERRORS as exc:
@@ -101,8 +108,36 @@ async def query_sentinel(
     except ValueError as exc:
         return SentinelAnswer(addr, None, f"unparseable SENTINEL MASTERS reply: {exc}")
     finally:
-        await _close(client)
+        if own:
+            await _close(conn)
     return SentinelAnswer(addr, reports, None)
+
+
+class SentinelQuerier:
+    """`query_all` over long-lived connections (one client per Sentinel), for the agent's
+    once-a-second cycles; a Sentinel that fails gets a fresh connection next time."""
+
+    def __init__(self) -> None:
+        self._clients: dict[Address, aioredis.Redis] = {}
+
+    async def __call__(
+        self, addrs: Sequence[Address], *, password: str | None, timeout: float
+    ) -> list[SentinelAnswer]:
+        async def one(addr: Address) -> SentinelAnswer:
+            client = self._clients.get(addr)
+            if client is None:
+                client = self._clients[addr] = async_client(addr, password, timeout)
+            answer = await query_sentinel(addr, password=password, timeout=timeout, client=client)
+            if not answer.answered:
+                await _close(self._clients.pop(addr))
+            return answer
+
+        return list(await asyncio.gather(*(one(a) for a in addrs)))
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await _close(client)
+        self._clients.clear()
 
 
 async def query_all(
@@ -264,3 +299,60 @@ class SentinelWatcher:
         if not isinstance(channel, str) or not isinstance(data, str):
             return
         self._call("on_event", self._on_event, addr, parse_event(channel, data))
+
+
+# --- replicas (steady mode's read backends) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplicaReport:
+    """What one Sentinel says about one replica of a master (`SENTINEL REPLICAS`)."""
+
+    address: Address
+    flags: frozenset[str]  # e.g. {"slave"}, {"slave", "s_down", "disconnected"}
+    link_up: bool  # master-link-status ok
+
+    @property
+    def down(self) -> bool:
+        return bool(self.flags & {"s_down", "o_down", "disconnected"})
+
+
+def _replica_entry(raw: object) -> ReplicaReport:
+    if isinstance(raw, Mapping):
+        fields = {str(k): str(v) for k, v in raw.items()}
+    elif isinstance(raw, list | tuple) and len(raw) % 2 == 0:
+        fields = {str(k): str(v) for k, v in zip(raw[::2], raw[1::2], strict=True)}
+    else:
+        raise ValueError(f"unexpected SENTINEL REPLICAS entry: {raw!r}")
+    return ReplicaReport(
+        Address(fields["ip"], int(fields["port"])),
+        frozenset(f for f in fields.get("flags", "").split(",") if f),
+        fields.get("master-link-status") == "ok",
+    )
+
+
+async def query_replicas(
+    addr: Address, names: Sequence[str], *, password: str | None = None, timeout: float = 0.5
+) -> dict[str, list[ReplicaReport]] | None:
+    """`SENTINEL REPLICAS <name>` for every name, on one connection to one Sentinel, bounded
+    by `timeout` in all. None when the Sentinel does not answer (or answers nonsense); a name
+    it does not monitor is left out."""
+    client = async_client(addr, password, timeout)
+    found: dict[str, list[ReplicaReport]] = {}
+    try:
+        async with asyncio.timeout(timeout):
+            for name in names:
+                try:
+                    raw = await command(client, "SENTINEL", "REPLICAS", name)
+                except RedisError as exc:
+                    if "No such master" in str(exc):
+                        continue
+                    raise
+                if not isinstance(raw, list):
+                    raise ValueError(f"unexpected SENTINEL REPLICAS reply: {raw!r}")
+                found[name] = [_replica_entry(entry) for entry in raw]
+    except (*_LINK_ERRORS, ValueError, KeyError):
+        return None
+    finally:
+        await _close(client)
+    return found
