@@ -36,9 +36,17 @@ def topology_text(
     extra: str = "",
     agent: str = "",
     period_ms: int = 1000,
+    mode: str = "restart",
+    haproxy: str = "",
+    write_frontend: bool = False,
 ) -> str:
-    """A topology YAML whose every port is free right now."""
-    ports = iter(_distinct_ports(shards * (1 + replicas) + sentinels + 3))
+    """A topology YAML whose every port is free right now.
+
+    `mode="steady"` adds HAProxy's shard and read frontends and stats page (free ports too),
+    a write frontend with `write_frontend`, and the lines of `haproxy` under proxy.haproxy.
+    """
+    steady_ports = 2 * shards + 1 + int(write_frontend) if mode == "steady" else 0
+    ports = iter(_distinct_ports(shards * (1 + replicas) + sentinels + 3 + steady_ports))
     lines = [
         "name: test",
         f"state_dir: {state_dir}",
@@ -57,6 +65,20 @@ def topology_text(
         "proxy:",
         f"  listen: 127.0.0.1:{next(ports)}",
         f"  stats: 127.0.0.1:{next(ports)}",
+    ]
+    if mode == "steady":
+        names = [f"shard{i}" for i in range(1, shards + 1)]
+        lines += [
+            "  mode: steady",
+            "  haproxy:",
+            f"    frontends: {{{', '.join(f'{n}: 127.0.0.1:{next(ports)}' for n in names)}}}",
+            f"    read_frontends: {{{', '.join(f'{n}: 127.0.0.1:{next(ports)}' for n in names)}}}",
+            f"    stats: 127.0.0.1:{next(ports)}",
+        ]
+        if write_frontend:
+            lines.append(f"    write_frontend: 127.0.0.1:{next(ports)}")
+        lines += [f"    {line}" for line in haproxy.strip().splitlines()]
+    lines += [
         "agent:",
         f"  metrics: 127.0.0.1:{next(ports)}",
         "  debounce_ms: 50",

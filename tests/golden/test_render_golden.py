@@ -15,7 +15,7 @@ import pytest
 from redkeeper.process import find_binary
 from redkeeper.render import Layout, render_all
 from redkeeper.render.files import RenderedFile
-from redkeeper.topology import load_topology, parse_topology
+from redkeeper.topology import Topology, default_text, load_topology, parse_topology
 from tests.support import run_cli
 
 HERE = Path(__file__).parent
@@ -113,3 +113,70 @@ def test_render_cli_writes_secrets_0600_and_is_idempotent(
     missing = run_cli("render", str(topo), "--out", str(tmp_path / "o2"), "--host", "1.2.3.4")
     assert missing.returncode != 0 and "--host" in missing.stderr
     assert not (tmp_path / "o2").exists()
+
+
+STEADY_AUTH_TOPOLOGY = """
+name: single
+sentinel:
+  nodes: [10.0.0.1:26379, 10.0.0.2:26379, 10.0.0.3:26379]
+  down_after_ms: 5000
+shards:
+  - {name: main, master: 10.0.0.1:6379, replicas: [10.0.0.2:6379, 10.0.0.3:6379]}
+proxy:
+  listen: 10.0.0.9:22121
+  stats: 10.0.0.9:22222
+  mode: steady
+  haproxy: {write_frontend: 10.0.0.9:6379, stats: 10.0.0.9:8404, check_interval_ms: 500}
+auth: {password_env: REDKEEPER_PASSWORD}
+"""
+
+
+def _steady_default() -> Topology:
+    text = default_text().replace("mode: restart ", "mode: steady  ")
+    assert "mode: steady" in text
+    return parse_topology(text, source="steady.yaml", base_dir=Path("/etc/redkeeper"))
+
+
+def test_steady_default_topology_system_layout() -> None:
+    """The embedded default with `mode: steady`: nutcracker points at HAProxy's frontends."""
+    files = render_all(_steady_default(), Layout.for_system())
+    _check(files, "steady")
+    names = {f.path.name for f in files}
+    assert {"haproxy.cfg", "redkeeper-haproxy.service"} <= names
+    pool = next(f for f in files if f.path.name == "nutcracker.yml").text
+    assert "- 127.0.0.1:22131:1 shard1" in pool and "- 127.0.0.1:22132:1 shard2" in pool
+    cfg = next(f for f in files if f.path.name == "haproxy.cfg")
+    assert not cfg.secret and "AUTH" not in cfg.text
+    assert cfg.text.count(" disabled\n") == 2 + 6  # every server starts in maintenance
+
+
+def test_steady_auth_single_shard_with_write_frontend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDKEEPER_PASSWORD", "golden-pw")
+    topology = parse_topology(
+        STEADY_AUTH_TOPOLOGY, source="single.yaml", base_dir=Path("/etc/redkeeper")
+    )
+    files = render_all(topology, Layout.for_system(), password=topology.password())
+    _check(files, "steady-auth")
+    cfg = next(f for f in files if f.path.name == "haproxy.cfg")
+    assert cfg.secret  # it holds the password (in tcp-check AUTH)
+    hexed = cfg.text.split("send-binary ")[1].split()[0]
+    assert bytes.fromhex(hexed) == b"*2\r\n$4\r\nAUTH\r\n$9\r\ngolden-pw\r\n"
+    assert "backend main:write" in cfg.text and "bind 10.0.0.9:6379" in cfg.text
+
+
+def test_rendered_haproxy_cfg_passes_haproxy_c(tmp_path: Path) -> None:
+    haproxy = find_binary("haproxy")
+    topology = parse_topology(STEADY_AUTH_TOPOLOGY, source="s.yaml", base_dir=Path("/"))
+    cases = [
+        render_all(_steady_default(), Layout.for_system()),
+        render_all(topology, Layout.for_system(), password='pw with "quotes" and spaces'),
+    ]
+    for i, files in enumerate(cases):
+        cfg = next(f for f in files if f.path.name == "haproxy.cfg")
+        path = tmp_path / f"haproxy{i}.cfg"
+        path.write_text(cfg.text)
+        result = subprocess.run(
+            [haproxy, "-c", "-f", str(path)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Configuration file is valid" in result.stdout + result.stderr

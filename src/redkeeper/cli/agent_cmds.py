@@ -12,14 +12,16 @@ import click
 
 from redkeeper.agent import Agent, AgentSettings
 from redkeeper.agent import logs as agent_logs
+from redkeeper.agent.steady import SteadyTarget
 from redkeeper.agent.targets import CommandTarget, ManagedTarget, StagingTarget, Target, read_text
 from redkeeper.cli.app import ArgvTailCommand, cli, config_option, load, restart_cmd_option
 from redkeeper.errors import Problem, TopologyError
 from redkeeper.model import Address
 from redkeeper.process import find_binary
+from redkeeper.proxy.haproxy import RuntimeAPI
 from redkeeper.proxy.twemproxy import load_pools
 from redkeeper.proxy.twemproxy.restart import ManagedNutcracker
-from redkeeper.render import Layout, nutcracker_argv
+from redkeeper.render import Layout, haproxy_plan, nutcracker_argv
 
 
 def _usage(field: str, message: str, fix: str) -> TopologyError:
@@ -142,11 +144,27 @@ def _with_topology(
         strategy = "command"
     elif staging:
         strategy = "staging"
+    steady = spec.proxy.mode == "steady"
+    nutcracker = None
     if strategy == "managed":
         argv = nutcracker_argv(topology, find_binary("nutcracker"), pool_path)
         nutcracker = ManagedNutcracker(
             argv, spec.proxy.listen, topology.state_dir, layout.log("nutcracker")
         )
+    if steady:
+        # nutcracker (run by the agent in --managed, else by its own unit) is never restarted
+        # for a failover: HAProxy is repointed at run time instead.
+        plan = haproxy_plan(topology, layout)
+        target = SteadyTarget(
+            plan,
+            RuntimeAPI(plan.admin_socket, timeout=0.5),  # routes() blocks the loop
+            sentinels=spec.sentinel.nodes,
+            password=topology.password(),
+            nutcracker=nutcracker,
+            nutcracker_config=pool_path,
+            sentinel_timeout=spec.agent.sentinel_timeout_ms / 1000,
+        )
+    elif nutcracker is not None:
         target = ManagedTarget(pool_path, nutcracker)
     elif strategy == "command":
         argv_cmd = list(restart_cmd) if restart_cmd else list(spec.agent.restart_cmd or [])
@@ -158,9 +176,12 @@ def _with_topology(
     metrics_address = spec.agent.metrics
     if metrics is not None:
         metrics_address = _address(metrics, "--metrics") if metrics else None
+    coalesce_ms = spec.agent.coalesce_ms
+    if steady and "coalesce_ms" not in spec.agent.model_fields_set:
+        coalesce_ms = 0  # holding saves restarts; steady mode has none to save
     settings = AgentSettings(
         debounce=spec.agent.debounce_ms / 1000,
-        coalesce=spec.agent.coalesce_ms / 1000,
+        coalesce=coalesce_ms / 1000,
         period=spec.agent.period_ms / 1000,
         sentinel_timeout=spec.agent.sentinel_timeout_ms / 1000,
     )

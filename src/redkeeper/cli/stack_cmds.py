@@ -14,6 +14,7 @@ from rich.table import Table
 
 from redkeeper.cli.app import cli, config_option, console, err_console, load
 from redkeeper.errors import ConfigError, StackError
+from redkeeper.proxy.haproxy.report import HAProxyStatus
 from redkeeper.stack import LocalStack, collect_status
 from redkeeper.stack.status import StackStatus
 
@@ -69,11 +70,36 @@ def print_status(status: StackStatus) -> None:
     if status.agent is not None:
         line += f"; agent: {status.agent.get('verdict', '?')}"
     console.print(line, highlight=False)
+    if status.haproxy is not None:
+        _print_haproxy(status.haproxy)
     if status.healthy:
         console.print("[green]healthy[/]")
     else:
         for problem in status.problems:
             console.print(f"[red]problem:[/] {problem}", highlight=False)
+
+
+def _print_haproxy(haproxy: HAProxyStatus) -> None:
+    if not haproxy.up:
+        console.print(f"haproxy {haproxy.admin_socket}: [red]DOWN[/] ({haproxy.error})")
+        return
+    table = Table(title="HAProxy (steady mode)", title_justify="left")
+    for column in ("shard", "frontend", "routes to", "state", "read frontend", "replicas read"):
+        table.add_column(column)
+    for shard in haproxy.shards:
+        state = f"[green]{shard.state}[/]" if shard.state == "UP" else f"[red]{shard.state}[/]"
+        table.add_row(
+            shard.shard,
+            shard.frontend,
+            shard.route or "[red]nothing[/]",
+            state,
+            shard.read_frontend or "-",
+            (", ".join(shard.readers) or "-") if shard.read_frontend else "-",
+        )
+    console.print(table)
+    if haproxy.write_frontend is not None:
+        writers = ", ".join(haproxy.writers) or "nothing"
+        console.print(f"write frontend {haproxy.write_frontend} -> {writers}", highlight=False)
 
 
 def _password_or_none(stack: LocalStack) -> str | None:

@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from redkeeper.model import Address
 from redkeeper.render.files import SECRET_MODE, RenderedFile
+from redkeeper.render.haproxy import haproxy_argv, haproxy_plan, render_haproxy
 from redkeeper.render.layout import Layout
 from redkeeper.render.nutcracker import nutcracker_argv, nutcracker_yaml, render_nutcracker
 from redkeeper.render.redis import render_redis, render_sentinel
@@ -18,11 +20,13 @@ from redkeeper.topology import Topology
 REDIS_SERVER = "/usr/bin/redis-server"
 REDIS_SENTINEL = "/usr/bin/redis-sentinel"
 NUTCRACKER = "/usr/sbin/nutcracker"
+HAPROXY = "/usr/sbin/haproxy"
 REDKEEPER = "/usr/local/bin/redkeeper"
 
 __all__ = [
     "Layout",
     "RenderedFile",
+    "haproxy_plan",
     "initial_masters",
     "nutcracker_argv",
     "nutcracker_yaml",
@@ -83,8 +87,13 @@ def render_all(
                     writable=(layout.workdir(sentinel.name), layout.log_dir),
                 )
             )
-    pool = render_nutcracker(topology, layout, current, password)
+    steady = topology.spec.proxy.mode == "steady"
+    # steady: nutcracker's servers are HAProxy's local frontends (never change after render)
+    backends = haproxy_plan(topology, layout).frontends() if steady else current
+    pool = render_nutcracker(topology, layout, backends, password)
     files.append(pool)
+    if steady:
+        files.append(render_haproxy(topology, layout, current, password))
     proxy_host = topology.spec.proxy.listen.host
     if topology_text is not None:
         files.append(_topology_copy(topology, layout, topology_text))
@@ -102,6 +111,21 @@ def _proxy_units(
     topo_path = str(layout.config("topology.yaml"))
     nutcracker_log = layout.log("nutcracker")
     units: list[RenderedFile] = []
+    steady = topology.spec.proxy.mode == "steady"
+    agent_writable: tuple[Path, ...] = (layout.config_dir, layout.log_dir)
+    if steady:
+        haproxy_dir = layout.workdir("haproxy")  # admin socket and server-state file
+        agent_writable = (*agent_writable, haproxy_dir)
+        units.append(
+            render_unit(
+                "haproxy",
+                "HAProxy (steady mode: the agent repoints it at run time)",
+                haproxy_argv(HAPROXY, layout.config("haproxy.cfg")),
+                proxy_host,
+                user="redkeeper",  # the 0600 admin socket is the agent's
+                writable=(haproxy_dir,),
+            )
+        )
     agent_argv = [
         REDKEEPER,
         "agent",
@@ -125,7 +149,9 @@ def _proxy_units(
                 writable=(layout.log_dir,),
             )
         )
-        if agent.restart == "command":
+        if steady:
+            pass  # nutcracker is never restarted for a failover: no restart strategy
+        elif agent.restart == "command":
             agent_argv += ["--restart-cmd", *(agent.restart_cmd or [])]
         else:
             agent_argv += ["--staging", str(agent.staging)]
@@ -156,7 +182,8 @@ def _proxy_units(
             agent_argv,
             proxy_host,
             user="redkeeper",
-            writable=(layout.config_dir, layout.log_dir),
+            after=(unit_name("haproxy"),) if steady else (),
+            writable=agent_writable,
         )
     )
     return units

@@ -27,10 +27,19 @@ def nutcracker_yaml(
 ) -> str:
     """The pool: one named server per shard, pointing at `backends[shard]`."""
     proxy = topology.spec.proxy
+    if proxy.mode == "steady":
+        about = [
+            "# Servers are 'host:port:weight name'; name = Sentinel master name. Steady mode: each",
+            "# server is its shard's local HAProxy frontend; failovers never change this file.",
+        ]
+    else:
+        about = [
+            "# Servers are 'host:port:weight name'; name = Sentinel master name. The agent edits",
+            "# only host:port on failover.",
+        ]
     lines = [
         header("nutcracker pool", topology.source).rstrip(),
-        "# Servers are 'host:port:weight name'; name = Sentinel master name. The agent edits",
-        "# only host:port on failover.",
+        *about,
         f"{proxy.pool}:",
         f"  listen: {proxy.listen}",
         f"  hash: {proxy.hash}",

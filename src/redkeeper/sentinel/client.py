@@ -309,12 +309,14 @@ class ReplicaReport:
     """What one Sentinel says about one replica of a master (`SENTINEL REPLICAS`)."""
 
     address: Address
-    flags: frozenset[str]  # e.g. {"slave"}, {"slave", "s_down", "disconnected"}
+    flags: frozenset[str]  # e.g. {"slave"}, {"slave", "s_down"}
     link_up: bool  # master-link-status ok
 
     @property
     def down(self) -> bool:
-        return bool(self.flags & {"s_down", "o_down", "disconnected"})
+        """Flagged s_down/o_down. ("disconnected" is not down: Sentinel sets it for a moment
+        on every reconnect, e.g. to each replica it reconfigures during a failover.)"""
+        return bool(self.flags & {"s_down", "o_down"})
 
 
 def _replica_entry(raw: object) -> ReplicaReport:

@@ -17,17 +17,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from redkeeper.errors import ConfigError, PortInUseError, ProcessError, StackError
+from redkeeper.errors import ApplyError, ConfigError, PortInUseError, ProcessError, StackError
 from redkeeper.fsutil import atomic_write
 from redkeeper.model import Address
 from redkeeper.process import ManagedProcess, ProcessRecord, find_binary, stop_pid
 from redkeeper.process.ports import port_bindable, port_open
-from redkeeper.render import Layout, initial_masters, nutcracker_argv, render_all
+from redkeeper.proxy.haproxy import report as haproxy_report
+from redkeeper.render import Layout, haproxy_plan, initial_masters, nutcracker_argv, render_all
 from redkeeper.render.files import SECRET_MODE
+from redkeeper.render.haproxy import haproxy_argv
 from redkeeper.stack import probe, state
 from redkeeper.topology import DEFAULT_SOURCE, Topology
 
 Log = Callable[[str], None]
+MAX_UNIX_PATH = 107  # sun_path is 108 bytes with the final NUL
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,13 @@ class LocalStack:
         found += [("nutcracker", spec.proxy.listen), ("nutcracker stats", spec.proxy.stats)]
         if self.with_agent and spec.agent.metrics is not None:
             found.append(("agent metrics", spec.agent.metrics))
+        if self.steady:
+            found += haproxy_plan(self.topology, self.layout).listeners()
         return found
+
+    @property
+    def steady(self) -> bool:
+        return self.topology.spec.proxy.mode == "steady"
 
     def preflight(self) -> dict[str, str]:
         """Binaries by name; raises before anything is started or written."""
@@ -92,9 +101,11 @@ class LocalStack:
                 f"a stack is already running from {self.state_dir} ({pids}); "
                 "run `redkeeper down` first"
             )
-        binaries = {
-            name: find_binary(name) for name in ("redis-server", "redis-sentinel", "nutcracker")
-        }
+        names = ["redis-server", "redis-sentinel", "nutcracker"]
+        if self.steady:
+            names.append("haproxy")
+            self._preflight_steady()
+        binaries = {name: find_binary(name) for name in names}
         remote = [f"{n} {a}" for n, a in self._addresses() if not a.is_loopback]
         if remote:
             raise StackError(
@@ -108,12 +119,21 @@ class LocalStack:
                 f"port(s) in use: {', '.join(busy)} (fix: stop what holds them, or change the "
                 f"ports in the topology file; nothing was started)"
             )
-        if self.topology.spec.proxy.mode == "steady":
-            raise StackError(
-                f"{self.topology.source}: proxy.mode: steady is not implemented yet "
-                "(fix: use mode: restart)"
-            )
         return binaries
+
+    def _preflight_steady(self) -> None:
+        if not self.with_agent:
+            raise StackError(
+                f"{self.topology.source}: proxy.mode: steady needs the agent (it is what "
+                "routes HAProxy's servers)"
+            )
+        socket = haproxy_plan(self.topology, self.layout).admin_socket
+        if len(str(socket).encode()) > MAX_UNIX_PATH:
+            raise StackError(
+                f"{self.topology.source}: HAProxy's admin socket {socket} is longer than "
+                f"{MAX_UNIX_PATH} bytes, the limit of a unix socket path (fix: a shorter "
+                "state_dir, or set proxy.haproxy.admin_socket)"
+            )
 
     # ----------------------------------------------------------------- up
     def current_masters(self) -> dict[str, Address]:
@@ -135,7 +155,11 @@ class LocalStack:
             self._write_configs(masters, password)
             self._start_redis(binaries, masters, password)
             self._start_sentinels(binaries, password)
+            if self.steady:
+                self._start_haproxy(binaries["haproxy"])
             self._start_proxy(binaries, password)
+            if self.steady:
+                self._wait_haproxy_routes(masters)
         except BaseException:
             self.log("start-up failed; stopping what was started")
             self._stop_started()
@@ -243,6 +267,36 @@ class LocalStack:
             )
         self.log(f"{len(sentinels)} Sentinels agree (CKQUORUM OK for every shard)")
 
+    def _start_haproxy(self, binary: str) -> None:
+        plan = haproxy_plan(self.topology, self.layout)
+        plan.admin_socket.parent.mkdir(parents=True, exist_ok=True)
+        argv = haproxy_argv(binary, self.layout.config("haproxy.cfg"))
+        proc = self._launch("haproxy", argv, plan.shards[0].frontend)
+        for shard in plan.shards:
+            self._wait_port(proc, shard.frontend, self.timings.proxy)
+
+        def answers() -> str | None:
+            if proc.exited() is not None:
+                raise ProcessError(f"haproxy exited; last log lines:\n{proc.tail_log()}")
+            try:
+                haproxy_report.servers(plan)
+            except ApplyError as exc:
+                return str(exc)
+            return None
+
+        reason = _poll(answers, self.timings.proxy)
+        if reason:
+            raise ProcessError(f"haproxy's admin socket does not answer: {reason}")
+        self.log(f"haproxy listening on {len(plan.shards)} shard frontend(s), admin socket up")
+
+    def _wait_haproxy_routes(self, masters: dict[str, Address]) -> None:
+        """Steady mode is ready when HAProxy routes every shard (the agent's first apply)."""
+        plan = haproxy_plan(self.topology, self.layout)
+        reason = _poll(lambda: haproxy_report.not_ready(plan, masters), self.timings.proxy)
+        if reason:
+            raise ProcessError(f"{reason} after {self.timings.proxy:.0f} s (see the agent's log)")
+        self.log("haproxy routes every shard to its master and reads to replicas (the agent)")
+
     def proxy_argv(self, binary: str) -> list[str]:
         return nutcracker_argv(self.topology, binary, self.layout.config("nutcracker.yml"))
 
@@ -343,6 +397,7 @@ class LocalStack:
         stages: list[Callable[[ProcessRecord], bool]] = [
             lambda r: r.name == "agent",
             lambda r: r.name == "nutcracker",
+            lambda r: r.name == "haproxy",
             lambda r: r.name.startswith("sentinel-"),
             lambda r: True,
         ]

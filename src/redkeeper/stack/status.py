@@ -10,6 +10,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from redkeeper.process import port_open
+from redkeeper.proxy.haproxy import report as haproxy_report
+from redkeeper.proxy.haproxy.report import HAProxyStatus
+from redkeeper.render import Layout, haproxy_plan
 from redkeeper.stack import probe
 from redkeeper.topology import Topology
 
@@ -61,6 +64,7 @@ class StackStatus:
     proxy: ProxyStatus
     agent: dict[str, Any] | None
     problems: list[str]
+    haproxy: HAProxyStatus | None = None  # steady mode only
 
     @property
     def healthy(self) -> bool:
@@ -122,11 +126,17 @@ def collect(topology: Topology, password: str | None, expect_agent: bool = False
     metrics = topology.spec.agent.metrics
     agent = probe.agent_health(metrics) if metrics is not None else None
     problems = judge(topology, shards, sentinels, proxy)
+    haproxy = None
+    if topology.spec.proxy.mode == "steady":
+        haproxy = haproxy_report.collect(
+            haproxy_plan(topology, Layout.for_local(topology.state_dir))
+        )
+        problems += haproxy_report.judge(haproxy, {s.name: s.master for s in shards})
     if agent is not None and not agent.get("ok", False):
         problems.append(f"agent: {agent.get('verdict')} (error: {agent.get('last_error')})")
     elif agent is None and expect_agent:
         problems.append(f"agent ({metrics}) does not answer")
-    return StackStatus(shards, sentinels, proxy, agent, problems)
+    return StackStatus(shards, sentinels, proxy, agent, problems, haproxy)
 
 
 def _proxy_status(topology: Topology) -> ProxyStatus:

@@ -22,7 +22,87 @@ def _endpoints(spec: TopologySpec) -> list[tuple[str, Address]]:
     found.append(("proxy.stats", spec.proxy.stats))
     if spec.agent.metrics is not None:
         found.append(("agent.metrics", spec.agent.metrics))
+    if spec.proxy.mode == "steady":
+        found.extend(_haproxy_endpoints(spec))
     return found
+
+
+def _haproxy_endpoints(spec: TopologySpec) -> list[tuple[str, Address]]:
+    haproxy = spec.proxy.haproxy
+    found: list[tuple[str, Address]] = []
+    host = spec.proxy.listen.host
+    for i, shard in enumerate(spec.shards):
+        where = "frontends" if shard.name in haproxy.frontends else "frontend_port_base"
+        found.append((f"proxy.haproxy.{where} ({shard.name})", haproxy.frontend(i, shard.name)))
+        read = haproxy.read_frontend(i, shard.name, host)
+        if read is not None:
+            where = "read_frontends" if shard.name in haproxy.read_frontends else "read_port_base"
+            found.append((f"proxy.haproxy.{where} ({shard.name})", read))
+    if haproxy.write_frontend is not None:
+        found.append(("proxy.haproxy.write_frontend", haproxy.write_frontend))
+    if haproxy.stats is not None:
+        found.append(("proxy.haproxy.stats", haproxy.stats))
+    return found
+
+
+def _check_haproxy(spec: TopologySpec, source: str) -> tuple[list[Problem], list[Problem]]:
+    """Steady mode's HAProxy section: shard names, port ranges, the write frontend."""
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    haproxy = spec.proxy.haproxy
+    if spec.proxy.mode != "steady":
+        if "haproxy" in spec.proxy.model_fields_set:
+            warnings.append(
+                Problem(
+                    source,
+                    "proxy.haproxy",
+                    "ignored: proxy.mode is restart (nutcracker points at the masters)",
+                    "set proxy.mode: steady to route through HAProxy, or remove proxy.haproxy",
+                )
+            )
+        return errors, warnings
+    names = {shard.name for shard in spec.shards}
+    for field in ("frontends", "read_frontends"):
+        for name in getattr(haproxy, field):
+            if name not in names:
+                errors.append(
+                    Problem(
+                        source,
+                        f"proxy.haproxy.{field}.{name}",
+                        f"no shard is named {name!r}",
+                        f"use shard names: {', '.join(sorted(names))}",
+                    )
+                )
+    for field, address in _haproxy_endpoints(spec):
+        if not 1 <= address.port <= 65535:
+            errors.append(
+                Problem(
+                    source,
+                    field,
+                    f"port {address.port} is outside 1-65535",
+                    "lower the base port or give this shard an explicit address",
+                )
+            )
+    if haproxy.write_frontend is not None and len(spec.shards) != 1:
+        errors.append(
+            Problem(
+                source,
+                "proxy.haproxy.write_frontend",
+                f"a write frontend serves one shard, but there are {len(spec.shards)}",
+                "remove it (clients of several shards use proxy.listen), or keep one shard",
+            )
+        )
+    if spec.agent.restart != "managed":
+        warnings.append(
+            Problem(
+                source,
+                "agent.restart",
+                f"{spec.agent.restart}: steady mode never restarts nutcracker on a failover; "
+                "it is run by its own unit",
+                "use restart: managed to have the agent run nutcracker",
+            )
+        )
+    return errors, warnings
 
 
 def check(spec: TopologySpec, source: str) -> tuple[list[Problem], list[Problem]]:
@@ -119,6 +199,10 @@ def check(spec: TopologySpec, source: str) -> tuple[list[Problem], list[Problem]
                 "set staging to a file the privileged apply-staged watcher reads",
             )
         )
+
+    haproxy_errors, haproxy_warnings = _check_haproxy(spec, source)
+    errors += haproxy_errors
+    warnings += haproxy_warnings
 
     if spec.proxy.distribution == "random":
         warnings.append(

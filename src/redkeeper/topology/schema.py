@@ -98,10 +98,43 @@ class RedisSpec(_Strict):
     )
 
 
+class HAProxySpec(_Strict):
+    """Steady mode: the local HAProxy between nutcracker and the masters (docs/steady.md).
+
+    Shard i (0-based, in file order) gets the local frontend 127.0.0.1:(frontend_port_base + i)
+    that nutcracker's server `shard` points at, and the read frontend
+    <proxy.listen host>:(read_port_base + i); `frontends` / `read_frontends` override them
+    per shard. Relative paths are relative to the state dir.
+    """
+
+    frontend_port_base: int = Field(default=22131, ge=1, le=65535)
+    frontends: dict[str, Addr] = Field(default_factory=dict)
+    read_port_base: int | None = Field(default=22141, ge=1, le=65535)
+    read_frontends: dict[str, Addr] = Field(default_factory=dict)
+    write_frontend: Addr | None = None
+    stats: Addr | None = Field(default_factory=lambda: Address("127.0.0.1", 8404))
+    admin_socket: Path | None = None
+    server_state_file: Path | None = None
+    check_interval_ms: int = Field(default=1000, ge=50, le=60000)
+
+    def frontend(self, index: int, shard: str) -> Address:
+        """The local frontend nutcracker's server `shard` points at."""
+        return self.frontends.get(shard) or Address("127.0.0.1", self.frontend_port_base + index)
+
+    def read_frontend(self, index: int, shard: str, host: str) -> Address | None:
+        """Shard `shard`'s read frontend (its replicas), or None when reads are not split."""
+        if shard in self.read_frontends:
+            return self.read_frontends[shard]
+        if self.read_port_base is None:
+            return None
+        return Address(host, self.read_port_base + index)
+
+
 class ProxySpec(_Strict):
     """The nutcracker pool (every twemproxy 0.5.0 pool key) and the routing mode."""
 
     mode: Literal["restart", "steady"] = "restart"
+    haproxy: HAProxySpec = Field(default_factory=HAProxySpec)
     pool: str = "redkeeper"
     listen: Addr = Field(default_factory=lambda: Address("127.0.0.1", 22121))
     stats: Addr = Field(default_factory=lambda: Address("127.0.0.1", 22222))
