@@ -92,6 +92,7 @@ def _applied_since(topology: Topology, seen: int) -> bool:
 
 def _measure_failovers(topology: Topology, stack: LocalStack, count: int) -> None:
     agent_pid = stack.record("agent").pid
+    time.sleep(3)  # let start-up settle: idle CPU is measured on the steady state
     cpu0, t0 = _cpu_seconds(agent_pid), time.monotonic()
     time.sleep(10)  # idle: a measurement window, not a wait for a condition
     idle_cpu = (_cpu_seconds(agent_pid) - cpu0) / (time.monotonic() - t0) * 100

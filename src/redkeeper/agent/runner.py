@@ -44,7 +44,7 @@ class AgentSettings:
     coalesce: float = 1.5  # max wait for other shards' in-flight failovers (one restart)
     role_timeout: float = 0.3
     retry_soon: float = 0.1
-    ping_interval: float = 0.5
+    ping_interval: float = 1.0
 
 
 @dataclass

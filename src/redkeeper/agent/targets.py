@@ -13,6 +13,7 @@ next agent) instead of leaving nutcracker on a config that is not the one on dis
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,15 +44,21 @@ def routes_from_text(text: str, source: str) -> dict[str, Address]:
     """shard (server name) → address, over every pool of a nutcracker.yml.
 
     Refuses (NutcrackerConfigError) a file that cannot be edited safely: corrupt, or with an
-    unnamed server (its placement would change the day it gets a name).
+    unnamed server (its placement would change the day it gets a name). Cached by content:
+    an idle agent re-reads the file every cycle but parses it only when it changed.
     """
+    return dict(_parse_routes(text, source))
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_routes(text: str, source: str) -> tuple[tuple[str, Address], ...]:
     plan_repoint(text, {}, source=source)  # validates: every server named, file parseable
     routes: dict[str, Address] = {}
     for pool in load_pools(text, source=source).values():
         for server in pool.servers:
             if server.name is not None:
                 routes.setdefault(server.name, server.address)
-    return routes
+    return tuple(routes.items())
 
 
 def read_text(path: Path) -> str:
