@@ -1,0 +1,138 @@
+"""Commands that exercise a stack: `drill` (failover drills with figures) and `bench`.
+
+The drill and bench machinery (and matplotlib) is imported inside the commands: every
+`redkeeper` invocation, the agent's included, loads this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from redkeeper.cli.app import cli, config_option, console, err_console, load
+from redkeeper.drills.scenarios import DrillError, DrillFailedError, describe_bars, select
+
+
+def _log(message: str) -> None:
+    err_console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
+
+
+@contextlib.contextmanager
+def _interrupt_on_sigterm() -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C, so the stack a drill started is stopped either way."""
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@cli.command()
+@click.argument("scenarios", nargs=-1)
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON on stdout.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write a self-contained HTML report (timeline plots) to this file.",
+)
+@click.option("--repeat", type=click.IntRange(1, 50), default=1, help="Run the list N times.")
+@click.option("--list", "list_only", is_flag=True, help="Describe the scenarios and their bars.")
+@click.option("--connections", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option(
+    "--rate",
+    type=click.FloatRange(1.0, 2000.0),
+    default=100.0,
+    show_default=True,
+    help="Writes/s per connection.",
+)
+def drill(
+    scenarios: tuple[str, ...],
+    config: Path | None,
+    as_json: bool,
+    report_path: Path | None,
+    repeat: int,
+    list_only: bool,
+    connections: int,
+    rate: float,
+) -> None:
+    """Run failover drills under a write workload and report the figures.
+
+    Starts its own stack (the embedded default, or -c FILE) and stops it afterwards; when the
+    stack of -c FILE is already running, uses it and restores it between scenarios. Writes
+    keys under drill:* and deletes them after each scenario. Exit status 1 when a scenario
+    misses one of its bars.
+    """
+    chosen = select(scenarios)
+    if list_only:
+        if as_json:
+            listing = [
+                {"name": s.name, "summary": s.summary, "bars": describe_bars(s.bars)}
+                for s in chosen
+            ]
+            click.echo(json.dumps(listing, indent=2, ensure_ascii=False))
+        else:
+            for scenario in chosen:
+                click.echo(scenario.describe() + "\n")
+        return
+    # Lazy (module docstring): matplotlib and the runner only when a drill runs.
+    from redkeeper.drills import report  # noqa: PLC0415
+    from redkeeper.drills.runner import DrillRunner, RunnerSettings  # noqa: PLC0415
+    from redkeeper.drills.workload import WorkloadSettings  # noqa: PLC0415
+
+    topology = load(config)
+    settings = RunnerSettings(workload=WorkloadSettings(connections=connections, rate=rate))
+    with _interrupt_on_sigterm(), DrillRunner(topology, log=_log, settings=settings) as runner:
+        run = runner.run(chosen, repeat)
+    if report_path is not None:
+        report.write_html(run, report_path)
+        _log(f"report written to {report_path}")
+    if as_json:
+        click.echo(json.dumps(report.run_json(run), indent=2, ensure_ascii=False))
+    else:
+        report.print_run(run, console)
+    if run.error:
+        raise DrillError(run.error)
+    failed = [r.figures.scenario for r in run.results if not r.figures.passed]
+    if failed:
+        raise DrillFailedError(f"{len(failed)} scenario run(s) missed a bar: {', '.join(failed)}")
+
+
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+@click.option("--requests", type=click.IntRange(1000, 10_000_000), default=100_000)
+@click.option("--clients", type=click.IntRange(1, 1000), default=50, show_default=True)
+def bench(config: Path | None, as_json: bool, requests: int, clients: int) -> None:
+    """redis-benchmark at -P 1 and -P 16: a master directly vs through the proxy.
+
+    Uses the running stack of -c FILE (or the default), else starts one and stops it after.
+    Writes redis-benchmark's own keys (key:*, counter:*, mylist) to the stack.
+    """
+    from redkeeper.drills.bench import BenchSettings, bench_table  # noqa: PLC0415
+    from redkeeper.drills.bench import bench as run_bench  # noqa: PLC0415
+    from redkeeper.drills.runner import DrillRunner  # noqa: PLC0415
+
+    topology = load(config)
+    settings = BenchSettings(requests=requests, clients=clients)
+    with _interrupt_on_sigterm(), DrillRunner(topology, log=_log) as runner:
+        result = run_bench(topology, runner.password, settings=settings, log=_log)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+        return
+    console.print(bench_table(result))
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
