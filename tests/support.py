@@ -31,7 +31,7 @@ def topology_text(
     shards: int = 2,
     replicas: int = 2,
     sentinels: int = 3,
-    down_after_ms: int = 1000,
+    down_after_ms: int = 1500,  # ≤ 1000 ms: Sentinel 7.0 may re-fail over (docs/drills.md)
     failover_timeout_ms: int = 10000,
     extra: str = "",
     agent: str = "",
