@@ -7,10 +7,15 @@ APT_PACKAGES := redis-server redis-sentinel redis-tools nutcracker haproxy pytho
 BINARIES := redis-server redis-sentinel redis-cli redis-benchmark nutcracker haproxy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup up down test lint typecheck unit integration bench clean
+.PHONY: setup apt up down test lint typecheck unit integration bench clean
 
-setup: $(VENV)/.installed
+setup: apt $(VENV)/.installed
+
+# Debian packages, installed only when a binary (or Python's venv module) is missing; the
+# distribution's own redis/sentinel services are not started (they would take our ports).
+apt:
 	@missing=""; for b in $(BINARIES); do PATH="$$PATH:/usr/sbin:/sbin" command -v $$b >/dev/null || missing="$$missing $$b"; done; \
+	python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages (missing:$$missing)"; \
 	  printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; $(SUDO) chmod +x /usr/sbin/policy-rc.d; \
@@ -20,7 +25,7 @@ setup: $(VENV)/.installed
 	  for s in redis-server redis-sentinel nutcracker haproxy; do $(SUDO) systemctl disable --now $$s >/dev/null 2>&1 || true; done; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml | apt
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
