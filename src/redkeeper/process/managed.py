@@ -6,6 +6,7 @@ that `down` stops exactly the processes it started and never a recycled PID.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from redkeeper.errors import ProcessError
+from redkeeper.fsutil import atomic_write
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -189,3 +191,21 @@ class ManagedProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def read_record(path: Path) -> ProcessRecord | None:
+    """The ProcessRecord stored in `path` (JSON), or None when absent or unreadable."""
+    try:
+        data: Any = json.loads(path.read_text())
+        return ProcessRecord.from_json(data)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_record(path: Path, record: ProcessRecord | None) -> None:
+    """Store `record` in `path` atomically (None removes the file)."""
+    if record is None:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(record.to_json()) + "\n", backup=False)

@@ -13,11 +13,12 @@ from typing import Any
 
 from redkeeper.fsutil import atomic_write
 from redkeeper.model import Address
-from redkeeper.process import ProcessRecord
+from redkeeper.process import ProcessRecord, read_record, write_record
+from redkeeper.proxy.twemproxy.restart import RECORD_NAME
 
 STACK_FILE = "stack.json"
 MASTERS_FILE = "masters.json"
-PROXY_RECORD = "nutcracker.json"
+PROXY_RECORD = RECORD_NAME
 
 
 def read_records(state_dir: Path) -> list[ProcessRecord]:
@@ -39,21 +40,17 @@ def clear_records(state_dir: Path) -> None:
     (state_dir / STACK_FILE).unlink(missing_ok=True)
 
 
+def proxy_record_path(state_dir: Path) -> Path:
+    return state_dir / PROXY_RECORD
+
+
 def read_proxy_record(state_dir: Path) -> ProcessRecord | None:
     """The nutcracker the agent runs in managed mode (it restarts it, so its PID changes)."""
-    try:
-        data: Any = json.loads((state_dir / PROXY_RECORD).read_text())
-    except (OSError, ValueError):
-        return None
-    return ProcessRecord.from_json(data)
+    return read_record(proxy_record_path(state_dir))
 
 
 def write_proxy_record(state_dir: Path, record: ProcessRecord | None) -> None:
-    path = state_dir / PROXY_RECORD
-    if record is None:
-        path.unlink(missing_ok=True)
-        return
-    atomic_write(path, json.dumps(record.to_json()) + "\n", backup=False)
+    write_record(proxy_record_path(state_dir), record)
 
 
 def read_masters(state_dir: Path) -> dict[str, Address]:

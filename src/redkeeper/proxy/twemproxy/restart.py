@@ -30,8 +30,7 @@ from typing import BinaryIO
 
 from redkeeper.errors import ProcessError
 from redkeeper.model import Address
-from redkeeper.process import ManagedProcess, ProcessRecord
-from redkeeper.stack import state
+from redkeeper.process import ManagedProcess, ProcessRecord, read_record, write_record
 
 __all__ = ["OUTPUT_LIMIT", "ManagedNutcracker", "RestartResult", "run_command"]
 
@@ -39,6 +38,9 @@ OUTPUT_LIMIT = 4096  # characters of command output kept (the tail: errors come 
 _PORT_POLL = 0.001  # seconds between port probes while nutcracker comes back
 _EXIT_POLL = 0.001  # seconds between liveness checks while it stops
 _KILL_WAIT = 2.0  # after SIGKILL, how long to wait for the process to disappear
+
+
+RECORD_NAME = "nutcracker.json"
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ class ManagedNutcracker:
         self.argv = list(argv)
         self.listen = listen
         self.state_dir = state_dir
+        self._record_path = state_dir / RECORD_NAME  # `redkeeper down` stops it from there
         self.log_path = log_path
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
@@ -205,7 +208,7 @@ class ManagedNutcracker:
             if self._gone() is False:
                 self._write_record(self._record)
                 return
-            recorded = state.read_proxy_record(self.state_dir)
+            recorded = read_record(self._record_path)
             if recorded is not None and not _ended(recorded):
                 same = recorded.argv == tuple(self.argv) and recorded.name == self.NAME
                 if same and recorded.alive():
@@ -246,7 +249,7 @@ class ManagedNutcracker:
         survives SIGKILL."""
         async with self._lock:
             if self._record is None:
-                recorded = state.read_proxy_record(self.state_dir)
+                recorded = read_record(self._record_path)
                 if recorded is not None and recorded.name == self.NAME and not _ended(recorded):
                     self._record = recorded
             await self._stop_current()
@@ -257,7 +260,7 @@ class ManagedNutcracker:
     def _write_record(self, record: ProcessRecord | None) -> None:
         if record is not None:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-        state.write_proxy_record(self.state_dir, record)
+        write_record(self._record_path, record)
 
     def _gone(self) -> bool | None:
         """None: nothing tracked; else whether the tracked process has ended."""
