@@ -11,11 +11,15 @@ the target intact.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from redkeeper.errors import RetryLaterError
 
 __all__ = ["atomic_write", "backup_path", "fsync_dir"]
 
@@ -119,3 +123,31 @@ def atomic_write(
         raise
     fsync_dir(directory)
     return True
+
+
+LOCK_POLL = 0.01
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, timeout: float) -> Iterator[None]:
+    """flock(LOCK_EX) on `<path>.lock`, waiting at most `timeout` s (then RetryLaterError)."""
+    lock = path.with_name(path.name + ".lock")
+    # Read-only and 0644: flock needs no write access, so a lock file first created by root
+    # does not lock out the unprivileged Sentinel user later.
+    fd = os.open(lock, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RetryLaterError(
+                        f"{lock} is still locked after {timeout:g} s (another Sentinel's hook "
+                        "is working on it); retry later"
+                    ) from None
+                time.sleep(LOCK_POLL)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

@@ -13,15 +13,16 @@ next agent) instead of leaving nutcracker on a config that is not the one on dis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from redkeeper.errors import ApplyError, NutcrackerConfigError, Problem
-from redkeeper.fsutil import atomic_write
+from redkeeper.fsutil import atomic_write, exclusive_lock
 from redkeeper.model import Address
 from redkeeper.process import pid_alive
 from redkeeper.process.ports import port_open
@@ -70,6 +71,21 @@ def read_text(path: Path) -> str:
         ) from None
 
 
+LOCK_TIMEOUT = 10.0
+
+
+@contextlib.asynccontextmanager
+async def locked(path: Path) -> AsyncIterator[None]:
+    """The same `<file>.lock` flock that `redkeeper reconfig-hook` takes, so the agent and
+    Sentinel's hook never interleave a read-modify-write-restart on one file."""
+    lock = exclusive_lock(path, LOCK_TIMEOUT)
+    await asyncio.to_thread(lock.__enter__)
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
+
+
 class Target(Protocol):
     description: str
 
@@ -101,17 +117,18 @@ class _RestartingTarget:
         self.routes()  # fail early and clearly: missing, corrupt, unnamed servers
 
     async def apply(self, changes: Mapping[str, Address]) -> ApplyOutcome:
-        self.pending.touch()
-        written = await asyncio.to_thread(
-            repoint_file, self.config, changes, validate=validate_with_nutcracker
-        )
-        if written is None:
-            self.pending.unlink(missing_ok=True)
-            return ApplyOutcome(False, None)
-        result = await self._restart()
-        if result.ok:
-            self.pending.unlink(missing_ok=True)
-        return ApplyOutcome(True, result)
+        async with locked(self.config):
+            self.pending.touch()
+            written = await asyncio.to_thread(
+                repoint_file, self.config, changes, validate=validate_with_nutcracker
+            )
+            if written is None:
+                self.pending.unlink(missing_ok=True)
+                return ApplyOutcome(False, None)
+            result = await self._restart()
+            if result.ok:
+                self.pending.unlink(missing_ok=True)
+            return ApplyOutcome(True, result)
 
     async def repair(self) -> RestartResult | None:
         """Restart when a previous write was not followed by a successful restart."""
@@ -192,14 +209,15 @@ class StagingTarget:
         return routes_from_text(text, str(path))
 
     async def apply(self, changes: Mapping[str, Address]) -> ApplyOutcome:
-        text, path = self._desired_text()
-        new = plan_repoint(text, changes, source=str(path))
-        if new is None:
-            return ApplyOutcome(False, None)
-        written = await asyncio.to_thread(
-            atomic_write, self.staging, new, validate=validate_with_nutcracker, backup=False
-        )
-        return ApplyOutcome(written, None)
+        async with locked(self.staging):
+            text, path = self._desired_text()
+            new = plan_repoint(text, changes, source=str(path))
+            if new is None:
+                return ApplyOutcome(False, None)
+            written = await asyncio.to_thread(
+                atomic_write, self.staging, new, validate=validate_with_nutcracker, backup=False
+            )
+            return ApplyOutcome(written, None)
 
     async def repair(self) -> RestartResult | None:
         return None

@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
-import os
 import stat
 import time
 from collections.abc import Iterator
@@ -39,7 +37,7 @@ from redkeeper.errors import (
     RedkeeperError,
     RetryLaterError,
 )
-from redkeeper.fsutil import atomic_write, backup_path
+from redkeeper.fsutil import atomic_write, backup_path, exclusive_lock
 from redkeeper.model import Address
 from redkeeper.proxy.twemproxy import plan_repoint, repoint_file
 from redkeeper.proxy.twemproxy.restart import run_command
@@ -51,37 +49,10 @@ from redkeeper.proxy.twemproxy.staging import (
 )
 from redkeeper.topology import Topology
 
-_LOCK_POLL = 0.01
-
 
 def log(message: str) -> None:
     """One human log line with a full date, on stderr."""
     click.echo(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", err=True)
-
-
-@contextlib.contextmanager
-def exclusive_lock(path: Path, timeout: float) -> Iterator[None]:
-    """flock(LOCK_EX) on `<path>.lock`, waiting at most `timeout` s (then RetryLaterError)."""
-    lock = path.with_name(path.name + ".lock")
-    # Read-only and 0644: flock needs no write access, so a lock file first created by root
-    # does not lock out the unprivileged Sentinel user later.
-    fd = os.open(lock, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise RetryLaterError(
-                        f"{lock} is still locked after {timeout:g} s (another Sentinel's hook "
-                        "is working on it); retry later"
-                    ) from None
-                time.sleep(_LOCK_POLL)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _read_text(path: Path) -> str:
