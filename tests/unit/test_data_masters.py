@@ -12,7 +12,6 @@ from redkeeper.errors import SentinelError
 from redkeeper.model import Address
 from redkeeper.sentinel.view import MasterReport, SentinelAnswer
 from redkeeper.stack import probe
-from redkeeper.stack.probe import SentinelMasterInfo
 from redkeeper.topology import Topology, parse_topology
 
 S = [Address("127.0.0.1", 26379 + i) for i in range(3)]
@@ -92,12 +91,12 @@ def test_current_masters_asks_every_sentinel(
 
     def fake(
         address: Address, password: str | None = None, timeout: float = 0.5
-    ) -> dict[str, SentinelMasterInfo] | None:
+    ) -> dict[str, MasterReport] | None:
         asked.append((address, password, timeout))
         if address == S[2]:
             return None
         return {
-            name: SentinelMasterInfo(name, addr, 1, frozenset({"master"}), 1, 2, 2)
+            name: MasterReport(address, name, addr, 1, frozenset({"master"}), 2, 2, 1)
             for name, addr in (("shard1", A1), ("shard2", A2))
         }
 

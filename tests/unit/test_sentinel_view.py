@@ -199,6 +199,7 @@ def test_parse_masters_reply() -> None:
             flags=frozenset({"s_down", "master", "disconnected"}),
             num_other_sentinels=2,
             quorum=2,
+            num_replicas=1,
         )
     }
 

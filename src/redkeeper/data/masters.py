@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from redkeeper.errors import SentinelError
 from redkeeper.model import Address
-from redkeeper.sentinel.view import MasterReport, SentinelAnswer, Status, decide, majority
+from redkeeper.sentinel.view import SentinelAnswer, Status, decide, majority
 from redkeeper.stack import probe
 from redkeeper.topology import SentinelNode, Topology
 
@@ -43,19 +43,7 @@ def ask_all(topology: Topology, password: str | None, timeout: float) -> list[Se
         masters = probe.sentinel_masters(node.address, password, timeout)
         if masters is None:
             return SentinelAnswer(node.address, None, "did not answer")
-        reports = {
-            name: MasterReport(
-                sentinel=node.address,
-                name=name,
-                address=info.address,
-                config_epoch=info.config_epoch,
-                flags=info.flags,
-                num_other_sentinels=info.num_other_sentinels,
-                quorum=info.quorum,
-            )
-            for name, info in masters.items()
-        }
-        return SentinelAnswer(node.address, reports)
+        return SentinelAnswer(node.address, masters)
 
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
         return list(pool.map(ask, nodes))

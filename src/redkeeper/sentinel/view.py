@@ -32,6 +32,7 @@ class MasterReport:
     flags: frozenset[str]
     num_other_sentinels: int
     quorum: int
+    num_replicas: int = 0
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,7 @@ def parse_master_entry(sentinel: Address, entry: object) -> MasterReport:
         flags=frozenset(f for f in fields["flags"].split(",") if f),
         num_other_sentinels=_int(fields, "num-other-sentinels"),
         quorum=_int(fields, "quorum"),
+        num_replicas=_int(fields, "num-slaves"),
     )
 
 

@@ -253,8 +253,8 @@ class LocalStack:
                             f"{node.name} knows {info.num_other_sentinels} of {others} other "
                             f"Sentinels for {shard.name}"
                         )
-                    if info.num_slaves < len(shard.replicas):
-                        return f"{node.name} knows {info.num_slaves} replicas of {shard.name}"
+                    if info.num_replicas < len(shard.replicas):
+                        return f"{node.name} knows {info.num_replicas} replicas of {shard.name}"
                     reason = probe.ckquorum(node.address, shard.name, password)
                     if reason:
                         return f"{node.name}: CKQUORUM {shard.name}: {reason}"

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from redkeeper.model import Address
 from redkeeper.rediskit import sync_client
+from redkeeper.sentinel.view import MasterReport, parse_masters_reply
 
 
 def client(address: Address, password: str | None = None, timeout: float = 0.5) -> redis.Redis:
@@ -61,42 +62,17 @@ def replication(
     )
 
 
-@dataclass(frozen=True)
-class SentinelMasterInfo:
-    name: str
-    address: Address
-    config_epoch: int
-    flags: frozenset[str]
-    num_slaves: int
-    num_other_sentinels: int
-    quorum: int
-
-
 def sentinel_masters(
     address: Address, password: str | None = None, timeout: float = 0.5
-) -> dict[str, SentinelMasterInfo] | None:
-    """SENTINEL MASTERS of one Sentinel, keyed by master name; None when it does not answer."""
+) -> dict[str, MasterReport] | None:
+    """SENTINEL MASTERS of one Sentinel, keyed by master name; None when it does not answer
+    (or answers something unparseable)."""
     try:
         with client(address, password, timeout) as conn:
             raw: Any = conn.execute_command("SENTINEL", "MASTERS")
-    except (RedisError, OSError):
+        return parse_masters_reply(address, raw)
+    except (RedisError, OSError, ValueError):
         return None
-    result: dict[str, SentinelMasterInfo] = {}
-    for entry in raw:
-        fields = (
-            entry if isinstance(entry, dict) else dict(zip(entry[::2], entry[1::2], strict=True))
-        )
-        name = str(fields["name"])
-        result[name] = SentinelMasterInfo(
-            name,
-            Address(str(fields["ip"]), int(fields["port"])),
-            int(fields.get("config-epoch", 0)),
-            frozenset(str(fields.get("flags", "")).split(",")),
-            int(fields.get("num-slaves", 0)),
-            int(fields.get("num-other-sentinels", 0)),
-            int(fields.get("quorum", 0)),
-        )
-    return result
 
 
 def ckquorum(
