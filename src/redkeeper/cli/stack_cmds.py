@@ -69,6 +69,9 @@ def print_status(status: StackStatus) -> None:
         line += f", total {proxy.total_connections}"
     if status.agent is not None:
         line += f"; agent: {status.agent.get('verdict', '?')}"
+        routes = status.agent.get("routes") or {}
+        if isinstance(routes, dict) and routes:
+            line += "; routes " + ", ".join(f"{k} → {v}" for k, v in sorted(routes.items()))
     console.print(line, highlight=False)
     if status.haproxy is not None:
         _print_haproxy(status.haproxy)
