@@ -14,6 +14,21 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _process_lines(
+    what: str, name: str, address: Address, layout: Layout, source: str
+) -> list[str]:
+    """What redis.conf and sentinel.conf share: listener, foreground, working dir, log, pid."""
+    return [
+        header(what, source).rstrip(),
+        f"bind {address.host}",
+        f"port {address.port}",
+        "daemonize no",
+        f"dir {layout.workdir(name)}",
+        'logfile ""' if layout.local else f"logfile {layout.log(name)}",
+        f"pidfile {layout.pidfile(name)}",
+    ]
+
+
 def render_redis(
     topology: Topology,
     node: RedisNode,
@@ -23,19 +38,18 @@ def render_redis(
 ) -> RenderedFile:
     """redis.conf for `node`; a replica of the shard's current master unless it is that master."""
     spec = topology.spec.redis
-    workdir = layout.workdir(node.name)
     master = masters[node.shard]
     delay = spec.repl_diskless_sync_delay
     if delay is None:
         delay = 0 if layout.local else 5
     lines = [
-        header(f"redis-server {node.name} (shard {node.shard})", topology.source).rstrip(),
-        f"bind {node.address.host}",
-        f"port {node.address.port}",
-        "daemonize no",
-        f"dir {workdir}",
-        'logfile ""' if layout.local else f"logfile {layout.log(node.name)}",
-        f"pidfile {layout.pidfile(node.name)}",
+        *_process_lines(
+            f"redis-server {node.name} (shard {node.shard})",
+            node.name,
+            node.address,
+            layout,
+            topology.source,
+        ),
         f"appendonly {'yes' if spec.appendonly else 'no'}",
         f'save "{spec.save}"' if spec.save else 'save ""',
         "dbfilename dump.rdb",
@@ -70,13 +84,9 @@ def render_sentinel(
     """sentinel.conf: monitors every shard under its name, with the topology's timings."""
     spec = topology.spec.sentinel
     lines = [
-        header(f"redis-sentinel {node.name}", topology.source).rstrip(),
-        f"bind {node.address.host}",
-        f"port {node.address.port}",
-        "daemonize no",
-        f"dir {layout.workdir(node.name)}",
-        'logfile ""' if layout.local else f"logfile {layout.log(node.name)}",
-        f"pidfile {layout.pidfile(node.name)}",
+        *_process_lines(
+            f"redis-sentinel {node.name}", node.name, node.address, layout, topology.source
+        ),
         "sentinel resolve-hostnames no",
         "sentinel deny-scripts-reconfig yes",
     ]
