@@ -26,14 +26,15 @@ import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from redkeeper.agent import Agent, AgentSettings
-from redkeeper.agent.targets import ManagedTarget
+from redkeeper.agent.health import Apply
+from redkeeper.core import MasterReport, SentinelAnswer
 from redkeeper.model import Address
 from redkeeper.process import find_binary, free_port
 from redkeeper.proxy.twemproxy.restart import ManagedNutcracker
-from redkeeper.sentinel import MasterReport, SentinelAnswer, parse_event
+from redkeeper.proxy.twemproxy.targets import ManagedTarget
+from redkeeper.sentinel import parse_event
 from redkeeper.stack import LocalStack, collect_status, probe
 from redkeeper.topology import Topology, load_topology
 
@@ -79,11 +80,10 @@ def real_failovers(count: int) -> None:
             stack.down()
 
 
-def _history(topology: Topology) -> list[dict[str, Any]]:
+def _history(topology: Topology) -> list[Apply]:
     assert topology.spec.agent.metrics is not None
-    health = probe.agent_health(topology.spec.agent.metrics) or {}
-    history: list[dict[str, Any]] = health.get("history", [])
-    return history
+    health = probe.agent_health(topology.spec.agent.metrics)
+    return health.history if health is not None else []
 
 
 def _applied_since(topology: Topology, seen: int) -> bool:
@@ -103,16 +103,17 @@ def _measure_failovers(topology: Topology, stack: LocalStack, count: int) -> Non
         shard = topology.shards[round_no % len(topology.shards)].name
         masters = probe.sentinel_masters(topology.spec.sentinel.nodes[0])
         assert masters is not None
-        victim = nodes[masters[shard].address]
+        victim = nodes[masters[shard].reported_address]
         seen = len(_history(topology))
         stack.signal(victim, signal.SIGKILL)
         _wait(partial(_applied_since, topology, seen), 30, "the agent's apply")
         entry = _history(topology)[-1]
-        latencies.append(float(entry["latency_ms"]))
-        restarts.append(float(entry["restart_ms"]))
+        assert entry.latency_ms is not None and entry.restart_ms is not None
+        latencies.append(entry.latency_ms)
+        restarts.append(entry.restart_ms)
         print(
-            f"  failover {round_no + 1}: {shard} apply latency {entry['latency_ms']} ms, "
-            f"restart {entry['restart_ms']} ms"
+            f"  failover {round_no + 1}: {shard} apply latency {entry.latency_ms} ms, "
+            f"restart {entry.restart_ms} ms"
         )
         stack.restart_process(victim)
         _wait(lambda: collect_status(topology, None, True).healthy, 40, "a healthy stack")
@@ -206,7 +207,7 @@ async def hundred_shards(shards: int) -> None:
                 )
             last = max(switched.values())
             deadline = time.monotonic() + 10
-            while len({s for h in agent.state.history for s in h["changes"]}) < shards:
+            while len({s for h in agent.state.history for s in h.changes}) < shards:
                 if time.monotonic() > deadline:
                     raise SystemExit("the agent did not apply every switch within 10 s")
                 await asyncio.sleep(0.005)

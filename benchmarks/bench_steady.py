@@ -29,10 +29,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from redis.exceptions import ResponseError
 
+from redkeeper.agent.health import Apply
+from redkeeper.data import current_masters
 from redkeeper.model import Address
 from redkeeper.process import ManagedProcess, find_binary, free_port, wait_for_port
 from redkeeper.proxy.haproxy.pools import routes_of
@@ -101,16 +102,14 @@ def _alone(topology: Topology, tmp: Path) -> tuple[ManagedProcess, Address]:
     return proc, listen
 
 
-def _history(topology: Topology) -> list[dict[str, Any]]:
+def _history(topology: Topology) -> list[Apply]:
     assert topology.spec.agent.metrics is not None
-    health = probe.agent_health(topology.spec.agent.metrics) or {}
-    history: list[dict[str, Any]] = health.get("history", [])
-    return history
+    health = probe.agent_health(topology.spec.agent.metrics)
+    return health.history if health is not None else []
 
 
 def _sentinel_masters(topology: Topology) -> dict[str, Address]:
-    masters = probe.sentinel_masters(topology.spec.sentinel.nodes[0]) or {}
-    return {name: info.address for name, info in masters.items()}
+    return current_masters(topology, None).addresses
 
 
 def _force_failover(topology: Topology, shard: str) -> None:
@@ -134,8 +133,9 @@ def _in_line(topology: Topology, steady: bool) -> bool:
         plan = haproxy_plan(topology, Layout.for_local(topology.state_dir))
         return routes_of(plan, servers(plan)) == masters
     assert topology.spec.agent.metrics is not None
-    routes = (probe.agent_health(topology.spec.agent.metrics) or {}).get("routes", {})
-    return bool(routes == {k: str(v) for k, v in masters.items()})
+    health = probe.agent_health(topology.spec.agent.metrics)
+    routes = health.routes if health is not None else {}
+    return routes == {k: str(v) for k, v in masters.items()}
 
 
 def _applied_since(topology: Topology, seen: int) -> bool:
@@ -152,9 +152,10 @@ def failovers(topology: Topology, count: int, steady: bool) -> list[float]:
         _force_failover(topology, shard)
         _wait(partial(_applied_since, topology, seen), 30, "the agent's apply")
         entry = _history(topology)[-1]
-        latencies.append(float(entry["latency_ms"]))
-        restart = f", nutcracker restart {entry['restart_ms']} ms" if entry["restart_ms"] else ""
-        print(f"  failover {round_no + 1}: {shard} apply latency {entry['latency_ms']} ms{restart}")
+        assert entry.latency_ms is not None
+        latencies.append(entry.latency_ms)
+        restart = f", nutcracker restart {entry.restart_ms} ms" if entry.restart_ms else ""
+        print(f"  failover {round_no + 1}: {shard} apply latency {entry.latency_ms} ms{restart}")
     return latencies
 
 

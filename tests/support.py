@@ -10,10 +10,12 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import redis
 
+from redkeeper.agent import Health
+from redkeeper.errors import BUG
 from redkeeper.model import Address
 from redkeeper.placement import PoolServer, Ring
 from redkeeper.process import free_port
@@ -21,7 +23,7 @@ from redkeeper.stack import LocalStack, probe
 from redkeeper.topology import Topology, load_topology
 
 REPO = Path(__file__).resolve().parent.parent
-BUG_MARKER = "please report it as a BUG"
+BUG_MARKER = BUG
 T = TypeVar("T")
 
 
@@ -180,7 +182,7 @@ def wait_until(
         time.sleep(interval)
 
 
-def agent_health(topology: Topology) -> dict[str, Any]:
+def agent_health(topology: Topology) -> Health:
     metrics = topology.spec.agent.metrics
     assert metrics is not None
     health = probe.agent_health(metrics)
@@ -207,7 +209,7 @@ def sentinel_master(topology: Topology, shard: str) -> set[str]:
     for node in topology.sentinel_nodes():
         masters = probe.sentinel_masters(node.address)
         if masters and shard in masters:
-            found.add(str(masters[shard].address))
+            found.add(str(masters[shard].reported_address))
     return found
 
 

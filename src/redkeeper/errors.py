@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+#: The words every unexpected exception is reported with (logs, the CLI); tests fail on them.
+BUG = "please report it as a BUG"
+
 
 class RedkeeperError(Exception):
     """Base of every error redkeeper raises on purpose."""

@@ -41,7 +41,7 @@ def _promoted(topology: Topology, shard: str, old: Address) -> Address | None:
 
 
 def _route(topology: Topology, shard: str) -> str:
-    return str(agent_health(topology)["routes"].get(shard))
+    return str(agent_health(topology).routes.get(shard))
 
 
 def _routed(topology: Topology, shard: str, address: Address) -> bool:
@@ -134,7 +134,7 @@ def test_agent_restarted_after_failover_with_a_sentinel_down(tmp_path: Path) -> 
         key = keys_on(topology, "shard1")[0]
         wait_until(lambda: try_set(proxy(topology), key, "v"), 10, what="writes resume")
         health = wait_until(lambda: agent_health(topology), 5)
-        assert health["sentinels_answering"] == 2 and not health["fail_static"]
+        assert health.sentinels_answering == 2 and not health.fail_static
 
 
 def test_listened_sentinel_restarted_mid_failover(tmp_path: Path) -> None:
@@ -146,9 +146,7 @@ def test_listened_sentinel_restarted_mid_failover(tmp_path: Path) -> None:
         new = wait_until(lambda: _promoted(topology, "shard1", old), FAILOVER, what="failover")
         stack.restart_process("sentinel-1")
         wait_until(lambda: _route(topology, "shard1") == str(new), 10, what="repoint")
-        wait_until(
-            lambda: agent_health(topology)["sentinel_links_up"] == 3, 15, what="link back up"
-        )
+        wait_until(lambda: agent_health(topology).sentinel_links_up == 3, 15, what="link back up")
         key = keys_on(topology, "shard1")[0]
         wait_until(lambda: try_set(proxy(topology), key, "v"), 10, what="writes resume")
 
@@ -165,7 +163,7 @@ def test_no_sentinel_majority_fails_static(tmp_path: Path) -> None:
         lone = topology.spec.sentinel.nodes[0]
         command(lone, "SENTINEL", "FAILOVER", "shard1")
         wait_until(lambda: _promoted(topology, "shard1", old), FAILOVER, what="forced failover")
-        wait_until(lambda: agent_health(topology)["fail_static"], 10, what="fail static")
+        wait_until(lambda: agent_health(topology).fail_static, 10, what="fail static")
         cycles = agent_metric(topology, "redkeeper_cycles_total")
         wait_until(lambda: agent_metric(topology, "redkeeper_cycles_total") >= cycles + 3, 10)
         assert pool.read_text() == before
@@ -178,7 +176,7 @@ def test_no_sentinel_majority_fails_static(tmp_path: Path) -> None:
         stack.restart_process("sentinel-3")
         new = wait_until(lambda: _promoted(topology, "shard1", old), FAILOVER, what="agreement")
         wait_until(lambda: _route(topology, "shard1") == str(new), 15, what="repoint")
-        assert not agent_health(topology)["fail_static"]
+        assert not agent_health(topology).fail_static
 
 
 def test_sentinel_announcing_an_address_outside_the_inventory_is_refused(
@@ -194,7 +192,7 @@ def test_sentinel_announcing_an_address_outside_the_inventory_is_refused(
             command(node, "SENTINEL", "REMOVE", "shard1")
             command(node, "SENTINEL", "MONITOR", "shard1", rogue.host, str(rogue.port), "2")
         wait_until(
-            lambda: any("outside-inventory" in r for r in agent_health(topology)["refusals"]),
+            lambda: any("outside-inventory" in r for r in agent_health(topology).refusals),
             10,
             what="refusal",
         )

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from redkeeper.core import MasterReport, SentinelAnswer
 from redkeeper.data import current_masters
-from redkeeper.data.masters import decide_masters
+from redkeeper.data.masters import decide_masters_or_explain as decide_masters
 from redkeeper.errors import SentinelError
 from redkeeper.model import Address
-from redkeeper.sentinel.view import MasterReport, SentinelAnswer
 from redkeeper.stack import probe
 from redkeeper.topology import Topology, parse_topology
 
@@ -89,18 +89,19 @@ def test_current_masters_asks_every_sentinel(
 ) -> None:
     asked: list[tuple[Address, str | None, float]] = []
 
-    def fake(
-        address: Address, password: str | None = None, timeout: float = 0.5
-    ) -> dict[str, MasterReport] | None:
+    def fake(address: Address, password: str | None = None, timeout: float = 0.5) -> SentinelAnswer:
         asked.append((address, password, timeout))
         if address == S[2]:
-            return None
-        return {
-            name: MasterReport(address, name, addr, 1, frozenset({"master"}), 2, 2, 1)
-            for name, addr in (("shard1", A1), ("shard2", A2))
-        }
+            return SentinelAnswer(address, None, "refused")
+        return SentinelAnswer(
+            address,
+            {
+                name: MasterReport(address, name, addr, 1, frozenset({"master"}), 2, 2, 1)
+                for name, addr in (("shard1", A1), ("shard2", A2))
+            },
+        )
 
-    monkeypatch.setattr(probe, "sentinel_masters", fake)
+    monkeypatch.setattr(probe, "sentinel_answer", fake)
     masters = current_masters(topo, "pw", timeout=0.25)
     assert masters.addresses == {"shard1": A1, "shard2": A2}
     assert sorted(asked) == [(s, "pw", 0.25) for s in S]

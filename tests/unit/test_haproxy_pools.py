@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from redkeeper.core.nodes import NodeFacts
 from redkeeper.errors import TopologyError
 from redkeeper.model import Address
 from redkeeper.proxy.haproxy import ServerState
 from redkeeper.proxy.haproxy.pools import (
     UNROUTED,
-    RoleInfo,
     missing_servers,
     pool_changes,
     routes_of,
@@ -134,13 +134,13 @@ def test_routes_follow_haproxy_and_maintenance_is_no_route() -> None:
 def test_read_pool_rules() -> None:
     plan = _plan()
     roles = {
-        M1: RoleInfo("master"),  # the returning old master: says master, not in Sentinel's view
-        R1: RoleInfo("master"),  # Sentinel's master
-        R2: RoleInfo("slave", R1, "connected"),
+        M1: NodeFacts("master"),  # the returning old master: says master, not in Sentinel's view
+        R1: NodeFacts("master"),  # Sentinel's master
+        R2: NodeFacts("slave", R1, "connected"),
     }
     wanted = {(w.backend, w.server): w for w in wanted_pools(plan, {"shard1": R1}, roles, {})}
     assert not wanted["shard1:read", "shard1-1"].ready
-    assert wanted["shard1:read", "shard1-1"].reason == "ROLE says master"
+    assert wanted["shard1:read", "shard1-1"].reason == "INFO says role master"
     assert wanted["shard1:read", "shard1-2"].reason == "it is the master"
     assert wanted["shard1:read", "shard1-3"].ready
     # the write pool: only Sentinel's master, whatever the others' ROLE says
@@ -148,9 +148,9 @@ def test_read_pool_rules() -> None:
         "shard1-2"
     ]
     cases = [
-        (RoleInfo("slave", M1, "connected"), "it follows 127.0.0.1:6666, not the master"),
-        (RoleInfo("slave", R1, "connecting"), "its link to 127.0.0.1:6667 is connecting"),
-        (None, "ROLE: no answer"),
+        (NodeFacts("slave", M1, "connected"), "it follows 127.0.0.1:6666, not the master"),
+        (NodeFacts("slave", R1, "connecting"), "its link to 127.0.0.1:6667 is connecting"),
+        (None, "INFO replication: no answer"),
     ]
     for role, reason in cases:
         found = wanted_pools(plan, {"shard1": R1}, {R2: role}, {})
@@ -167,7 +167,7 @@ def test_read_pool_rules() -> None:
 
 def test_pool_changes_put_servers_in_maintenance_first() -> None:
     plan = _plan()
-    roles = {R2: RoleInfo("slave", R1, "connected")}
+    roles = {R2: NodeFacts("slave", R1, "connected")}
     rows = [
         row("shard1:write", "shard1-1", M1, READY),  # the old master, still ready
         row("shard1:write", "shard1-2", R1, MAINT),
@@ -184,12 +184,20 @@ def test_pool_changes_put_servers_in_maintenance_first() -> None:
     ]
 
 
-def test_role_parsing() -> None:
-    assert RoleInfo.parse(["master", 10, []]) == RoleInfo("master")
-    assert RoleInfo.parse(["slave", "127.0.0.1", 6666, "connected", 42]) == RoleInfo(
-        "slave", M1, "connected"
+def test_node_facts_from_info_replication() -> None:
+    replica = {"role": "slave", "master_host": "127.0.0.1", "master_port": 6666,
+               "master_link_status": "up"}  # fmt: skip
+    assert NodeFacts.from_info(replica) == NodeFacts("slave", M1, "connected")
+    assert NodeFacts.from_info({**replica, "master_link_status": "down"}) == NodeFacts(
+        "slave", M1, "down"
     )
-    assert RoleInfo.parse([]) is None and RoleInfo.parse("x") is None
+    master = {
+        "role": "master",
+        "slave0": {"ip": "127.0.0.1", "port": 6667, "state": "online", "offset": 5, "lag": 1},
+        "slave1": {"ip": "127.0.0.1", "port": 6668, "state": "wait_bgsave", "lag": 0},
+    }
+    assert NodeFacts.from_info(master) == NodeFacts("master", lags={R1: 1})
+    assert NodeFacts.from_info({"role": "sentinel"}) is None
 
 
 def test_status_judges_haproxy_against_sentinel() -> None:

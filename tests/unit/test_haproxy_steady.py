@@ -13,15 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from redkeeper.agent import steady
-from redkeeper.agent.steady import SteadyTarget
+from redkeeper.core.nodes import NodeFacts, NodesView
 from redkeeper.errors import ApplyError, NutcrackerConfigError
 from redkeeper.model import Address
 from redkeeper.proxy.haproxy import RuntimeAPI, parse_servers_state
-from redkeeper.proxy.haproxy.pools import UNROUTED, RoleInfo
+from redkeeper.proxy.haproxy.pools import UNROUTED
+from redkeeper.proxy.haproxy.steady import SteadyTarget
 from redkeeper.render import Layout, haproxy_plan, render_all
 from redkeeper.render.haproxy import HAProxyPlan
-from redkeeper.sentinel.client import ReplicaReport
 from redkeeper.topology import default_text, parse_topology
 
 M1, R1, R2 = (Address("127.0.0.1", p) for p in (6666, 6667, 6668))
@@ -107,9 +106,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[FakeHAProxy, SteadyTarget]]:
     fake = FakeHAProxy(plan.admin_socket, plan)
     thread = threading.Thread(target=fake.serve_forever, args=(0.02,), daemon=True)
     thread.start()
-    target = SteadyTarget(
-        plan, RuntimeAPI(plan.admin_socket), sentinels=[], nutcracker_config=pool.path
-    )
+    target = SteadyTarget(plan, RuntimeAPI(plan.admin_socket), nutcracker_config=pool.path)
     try:
         yield fake, target
     finally:
@@ -122,7 +119,7 @@ def test_apply_repoints_verifies_and_saves_the_state(
 ) -> None:
     fake, target = setup
     asyncio.run(target.prepare())
-    assert target.routes() == {"shard1": UNROUTED, "shard2": UNROUTED}  # fail closed
+    assert asyncio.run(target.routes()) == {"shard1": UNROUTED, "shard2": UNROUTED}  # fail closed
     fake.received.clear()
 
     async def apply() -> None:
@@ -131,7 +128,7 @@ def test_apply_repoints_verifies_and_saves_the_state(
         await target.save_state()  # written off the apply's path
 
     asyncio.run(apply())
-    assert target.routes()["shard1"] == R1
+    assert asyncio.run(target.routes())["shard1"] == R1
     assert fake.received[:-1] == [
         "show servers state",
         "set server shard1/master addr 127.0.0.1 port 6667",
@@ -157,7 +154,7 @@ def test_a_restarted_haproxy_is_reported_unrouted_and_counted(
     asyncio.run(apply())
     fake.reset()  # HAProxy restarted without the agent: rendered addresses, disabled
     with caplog.at_level(logging.WARNING, "redkeeper.agent"):
-        assert target.routes() == {"shard1": UNROUTED, "shard2": UNROUTED}
+        assert asyncio.run(target.routes()) == {"shard1": UNROUTED, "shard2": UNROUTED}
     assert "HAProxy no longer routes shard1 (was 127.0.0.1:6667)" in caplog.text
     assert target.reapplied == 2
 
@@ -177,7 +174,7 @@ def test_another_config_or_pool_file_is_refused(setup: tuple[FakeHAProxy, Steady
     fake, target = setup
     del fake.servers["shard2:read", "shard2-3"]
     with pytest.raises(ApplyError, match="has no shard2:read/shard2-3"):
-        target.routes()
+        asyncio.run(target.routes())
     assert target.nutcracker_config is not None
     text = target.nutcracker_config.read_text().replace("127.0.0.1:22131:1", "127.0.0.1:6666:1")
     target.nutcracker_config.write_text(text)
@@ -188,51 +185,37 @@ def test_another_config_or_pool_file_is_refused(setup: tuple[FakeHAProxy, Steady
 def test_haproxy_down_at_start_is_not_fatal(tmp_path: Path) -> None:
     topology = parse_topology(TOPOLOGY, source="t.yaml", base_dir=tmp_path)
     plan = haproxy_plan(topology, Layout.for_local(tmp_path))
-    target = SteadyTarget(plan, RuntimeAPI(plan.admin_socket, timeout=0.2), sentinels=[])
+    target = SteadyTarget(plan, RuntimeAPI(plan.admin_socket, timeout=0.2))
     asyncio.run(target.prepare())  # logs, and the cycles keep trying
     with pytest.raises(ApplyError):
-        target.routes()
+        asyncio.run(target.routes())
 
 
-def test_sync_pools_follows_role_and_sentinel_flags(
-    setup: tuple[FakeHAProxy, SteadyTarget], monkeypatch: pytest.MonkeyPatch
+def test_sync_pools_follows_node_facts_and_sentinel_flags(
+    setup: tuple[FakeHAProxy, SteadyTarget],
 ) -> None:
     fake, target = setup
-    target.sentinels = [Address("127.0.0.1", 26379)]
-    roles = {
-        M1: RoleInfo("master"),  # a returning old master
-        R1: RoleInfo("master"),
-        R2: RoleInfo("slave", R1, "connected"),
+    facts = {
+        M1: NodeFacts("master"),  # a returning old master
+        R1: NodeFacts("master"),
+        R2: NodeFacts("slave", R1, "connected"),
     }
-
-    async def role(address: Address, _password: str | None, _timeout: float) -> RoleInfo | None:
-        return roles.get(address)
-
-    async def replicas(
-        _addr: Address, names: list[str], **_kw: object
-    ) -> dict[str, list[ReplicaReport]]:
-        return {name: [] for name in names}
-
-    async def flagged(
-        _addr: Address, names: list[str], **_kw: object
-    ) -> dict[str, list[ReplicaReport]]:
-        return {"shard1": [ReplicaReport(R2, frozenset({"slave", "s_down"}), False)]}
 
     async def scenario() -> None:
         await target.apply({"shard1": R1, "shard2": Address("127.0.0.1", 7666)})
-        await target.sync_pools()
+        assert await target.repair(NodesView(facts)) is None  # nothing started
         await target.save_state()
         ready = {k for k, v in fake.servers.items() if "read" in k[0] and not v.admin & 1}
         assert ready == {("shard1:read", "shard1-3")}
         fake.received.clear()
-        await target.sync_pools()
+        await target.sync_pools(NodesView(facts))
         assert fake.received == ["show servers state"]  # converged: nothing to change
-        monkeypatch.setattr(steady, "query_replicas", flagged)
-        await target.sync_pools()
+        await target.sync_pools(NodesView(facts, {"shard1": {R2}}))  # a Sentinel flags R2
         await target.save_state()
         assert fake.servers["shard1:read", "shard1-3"].admin & 1
         assert "shutdown sessions server shard1:read/shard1-3" in fake.received
+        fake.received.clear()
+        assert await target.repair(None) is None  # no facts yet: pools left alone
+        assert fake.received == []
 
-    monkeypatch.setattr(steady, "node_role", role)
-    monkeypatch.setattr(steady, "query_replicas", replicas)
     asyncio.run(scenario())

@@ -1,6 +1,10 @@
-"""The agent: keeps every proxy pointed at Sentinel's current masters (see docs/agent.md)."""
+"""The agent: keeps a proxy target pointed at Sentinel's current masters (docs/agent.md).
 
-from redkeeper.agent.decide import Decision, Refusal, decide_routes
+`runner` is the loop (observe → `core.decide` → apply → record), `observe` its I/O,
+`health` the /healthz shape, `http` and `metrics` its endpoint, `logs` its log format.
+"""
+
+from redkeeper.agent.health import Health
 from redkeeper.agent.runner import Agent, AgentSettings
 
-__all__ = ["Agent", "AgentSettings", "Decision", "Refusal", "decide_routes"]
+__all__ = ["Agent", "AgentSettings", "Health"]

@@ -6,21 +6,21 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from redkeeper.agent.health import Health
 from redkeeper.agent.metrics import AgentMetrics
 from redkeeper.model import Address
 
-Health = Callable[[], tuple[bool, dict[str, Any]]]
+HealthSource = Callable[[], Health]
 
 
 async def _handle(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     metrics: AgentMetrics,
-    health: Health,
+    health: HealthSource,
 ) -> None:
     try:
         request = await asyncio.wait_for(reader.readline(), timeout=2.0)
@@ -31,9 +31,9 @@ async def _handle(
         if path == "/metrics":
             status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest(metrics.registry)
         elif path == "/healthz":
-            ok, data = health()
-            status = "200 OK" if ok else "503 Service Unavailable"
-            ctype, body = "application/json", json.dumps(data).encode() + b"\n"
+            current = health()
+            status = "200 OK" if current.ok else "503 Service Unavailable"
+            ctype, body = "application/json", json.dumps(current.to_json()).encode() + b"\n"
         else:
             status, ctype, body = "404 Not Found", "text/plain", b"try /metrics or /healthz\n"
         head = (
@@ -50,7 +50,7 @@ async def _handle(
             await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
 
 
-async def serve(address: Address, metrics: AgentMetrics, health: Health) -> asyncio.Server:
+async def serve(address: Address, metrics: AgentMetrics, health: HealthSource) -> asyncio.Server:
     return await asyncio.start_server(
         lambda r, w: _handle(r, w, metrics, health), address.host, address.port
     )

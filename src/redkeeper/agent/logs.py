@@ -7,8 +7,6 @@ import logging
 import sys
 from typing import Any
 
-BUG = "please report it as a BUG"
-
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:

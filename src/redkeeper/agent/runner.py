@@ -1,8 +1,16 @@
-"""The agent's event loop: one writer, level-triggered, debounced, observable.
+"""The agent's loop: wake, observe, decide (`core.decide`), apply, record. One writer.
 
-Wake-ups (Sentinel events, link changes, the period) only start a cycle; each cycle reads the
-truth from every Sentinel (`query_all`), decides (`decide_routes`, pure) and applies through
-its target. Cycles never overlap, so there is exactly one writer of nutcracker.yml.
+Wake-ups (Sentinel events, link changes, the period) only start a cycle. A cycle:
+
+1. observes (`agent.observe`): every Sentinel's answer and the target's current routes,
+   then `core.decide_masters`, then ROLE of the candidates (`core.candidates`);
+2. decides: `core.decide(observation, memory, settings)` — every policy is there;
+3. applies through its target (`proxy.base.Target`): `apply` + `verify` for APPLY,
+   `repair` (with the latest node facts) when nothing is to change;
+4. records: metrics, /healthz, one log line.
+
+Cycles never overlap, so there is exactly one writer of the target. Node facts (for targets
+with `needs_nodes`) are refreshed once a period in the background, off the apply's path.
 """
 
 from __future__ import annotations
@@ -11,33 +19,37 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-from redis.exceptions import RedisError
-
-from redkeeper.agent.decide import Decision, decide_routes, in_failover_shards
+from redkeeper.agent.health import Apply, Health
 from redkeeper.agent.http import serve
-from redkeeper.agent.logs import BUG
 from redkeeper.agent.metrics import AgentMetrics
-from redkeeper.agent.targets import Target
-from redkeeper.errors import RedkeeperError
-from redkeeper.model import Address
-from redkeeper.rediskit import aclose, async_client, command
-from redkeeper.sentinel import (
-    SentinelAnswer,
-    SentinelEvent,
-    SentinelQuerier,
-    SentinelWatcher,
+from redkeeper.agent.observe import Observer, Query, RoleCheck, role_of
+from redkeeper.core import (
+    CycleSettings,
+    Decision,
+    Memory,
+    Observation,
+    Outcome,
+    RefusalReason,
+    candidates,
     decide,
+    decide_masters,
 )
+from redkeeper.core.nodes import NodesView
+from redkeeper.errors import BUG, RedkeeperError
+from redkeeper.model import Address
+from redkeeper.proxy.base import Target
+from redkeeper.sentinel import SentinelEvent, SentinelWatcher
 
 log = logging.getLogger("redkeeper.agent")
 
 
 @dataclass(frozen=True)
 class AgentSettings:
+    """Timing of the loop (see `core.cycle.timing_for` for the per-mode defaults)."""
+
     debounce: float = 0.05
     period: float = 1.0
     sentinel_timeout: float = 0.5
@@ -49,7 +61,7 @@ class AgentSettings:
 
 @dataclass
 class AgentState:
-    """What /healthz and `status` show."""
+    """What /healthz and `status` show (see `Health`)."""
 
     verdict: str = "starting"
     fail_static: bool = False
@@ -60,34 +72,11 @@ class AgentState:
     refusals: list[str] = field(default_factory=list)
     applies: int = 0
     restarts: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)  # the last 100 applies
+    history: list[Apply] = field(default_factory=list)  # the last 100 applies
 
-    def remember(self, entry: dict[str, Any]) -> None:
+    def remember(self, entry: Apply) -> None:
         self.history.append(entry)
         del self.history[:-100]
-
-
-async def role_of(address: Address, password: str | None, timeout: float) -> str | None:
-    """ROLE's first element ("master", "slave", "sentinel"), or None when unreachable."""
-    client = async_client(address, password, timeout)
-    try:
-        reply = await asyncio.wait_for(command(client, "ROLE"), timeout)
-    except (RedisError, OSError, TimeoutError):
-        return None
-    finally:
-        await aclose(client)
-    if isinstance(reply, list) and reply:
-        return str(reply[0])
-    return None
-
-
-class Query(Protocol):
-    async def __call__(
-        self, addrs: Sequence[Address], *, password: str | None, timeout: float
-    ) -> list[SentinelAnswer]: ...
-
-
-RoleCheck = Callable[[Address, str | None, float], Awaitable[str | None]]
 
 
 class Agent:
@@ -102,6 +91,7 @@ class Agent:
         metrics_address: Address | None = None,
         query: Query | None = None,
         role: RoleCheck = role_of,
+        shards: Mapping[str, Iterable[Address]] | None = None,
     ) -> None:
         self.sentinels = list(sentinels)
         self.target = target
@@ -109,19 +99,21 @@ class Agent:
         self.inventory = inventory
         self.settings = settings
         self.metrics_address = metrics_address
-        # Injected in benchmarks (100 fake shards); by default long-lived Sentinel connections.
-        self._querier: SentinelQuerier | None = None
-        self._query: Query
-        if query is None:
-            self._querier = self._query = SentinelQuerier()
-        else:
-            self._query = query
-        self._role = role
-        self.metrics = AgentMetrics(len(self.sentinels))
+        self.observer = Observer(
+            self.sentinels,
+            password=password,
+            shards=shards if shards is not None else inventory,
+            sentinel_timeout=settings.sentinel_timeout,
+            role_timeout=settings.role_timeout,
+            query=query,
+            role=role,
+        )
+        self.metrics = AgentMetrics(len(set(self.sentinels)))
         self.state = AgentState()
+        self.memory = Memory()
+        self.nodes: NodesView | None = None
         self._wake = asyncio.Event()
         self._first_notice: float | None = None
-        self._pending_since: float | None = None
         self._event_woke = False
         self._last_logged: str | None = None
         self._watcher: SentinelWatcher | None = None
@@ -155,27 +147,26 @@ class Agent:
             self._wake.set()
 
     # ------------------------------------------------------------------ health
-    def health(self) -> tuple[bool, dict[str, Any]]:
+    def health(self) -> Health:
         now = time.time()
         age = None if self.state.last_cycle is None else now - self.state.last_cycle
         stale = age is None or age > 3 * self.settings.period + 2 * self.settings.sentinel_timeout
         ok = not stale and not self.state.fail_static and self.state.last_error is None
-        links = self._watcher.links_up if self._watcher else 0
-        return ok, {
-            "ok": ok,
-            "verdict": self.state.verdict,
-            "fail_static": self.state.fail_static,
-            "last_cycle_age_s": None if age is None else round(age, 3),
-            "last_error": self.state.last_error,
-            "sentinels_configured": len(self.sentinels),
-            "sentinels_answering": self.state.answered,
-            "sentinel_links_up": links,
-            "routes": self.state.routes,
-            "refusals": self.state.refusals,
-            "applies": self.state.applies,
-            "restarts": self.state.restarts,
-            "history": self.state.history,
-        }
+        return Health(
+            ok=ok,
+            verdict=self.state.verdict,
+            fail_static=self.state.fail_static,
+            last_cycle_age_s=None if age is None else round(age, 3),
+            last_error=self.state.last_error,
+            sentinels_configured=len(set(self.sentinels)),
+            sentinels_answering=self.state.answered,
+            sentinel_links_up=self._watcher.links_up if self._watcher else 0,
+            routes=dict(self.state.routes),
+            refusals=list(self.state.refusals),
+            applies=self.state.applies,
+            restarts=self.state.restarts,
+            history=list(self.state.history),
+        )
 
     # ------------------------------------------------------------------ loop
     async def run(self, stop: asyncio.Event) -> None:
@@ -188,7 +179,9 @@ class Agent:
             password=self.password,
             ping_interval=self.settings.ping_interval,
         )
-        watch = asyncio.create_task(self._watcher.run(), name="sentinel-watcher")
+        tasks = [asyncio.create_task(self._watcher.run(), name="sentinel-watcher")]
+        if self.target.needs_nodes:
+            tasks.append(asyncio.create_task(self._refresh_nodes(), name="node-facts"))
         server = None
         if self.metrics_address is not None:
             server = await serve(self.metrics_address, self.metrics, self.health)
@@ -199,16 +192,26 @@ class Agent:
         try:
             await self._loop(stop)
         finally:
-            watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(watch, timeout=2.0)
-            if self._querier is not None:
-                await self._querier.aclose()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, timeout=2.0)
+            await self.observer.aclose()
             if server is not None:
                 server.close()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(server.wait_closed(), timeout=1.0)
             log.info("agent stopped")
+
+    async def _refresh_nodes(self) -> None:
+        """Keep `self.nodes` fresh (once a period), for `Target.repair`."""
+        while True:
+            try:
+                self.nodes = await self.observer.nodes()
+            except Exception:
+                log.exception("unexpected error gathering node facts; %s", BUG)
+            await asyncio.sleep(self.settings.period)
 
     async def _wait(self, stop: asyncio.Event, timeout: float) -> bool:
         """Wait for a wake-up, stop or timeout; True when woken by an event."""
@@ -227,7 +230,7 @@ class Agent:
             if stop.is_set():
                 return
             if woke and self.settings.debounce > 0:
-                await asyncio.sleep(self.settings.debounce)  # coalesce a burst of events
+                await asyncio.sleep(self.settings.debounce)  # a burst of events: one cycle
             self._wake.clear()
             by_event, self._event_woke = self._event_woke, False
             notice = self._first_notice if self._first_notice is not None else time.monotonic()
@@ -250,45 +253,24 @@ class Agent:
 
     # ------------------------------------------------------------------ one cycle
     async def cycle(self, notice: float, by_event: bool = False) -> Decision:
-        started = time.monotonic()
-        answers = await self._query(
-            self.sentinels, password=self.password, timeout=self.settings.sentinel_timeout
+        """Observe, decide, apply, record (the module docstring). Raises RedkeeperError when
+        the target cannot be read or changed (the loop logs it and retries)."""
+        now = time.monotonic()
+        answers = await self.observer.sentinels()
+        routes = await self.target.routes()
+        masters = decide_masters(answers, self.sentinels, names=list(routes))
+        roles = await self.observer.roles(candidates(masters, routes))
+        decision = decide(
+            Observation(masters, routes, roles, now, notice),
+            self.memory,
+            CycleSettings(self.inventory, self.settings.coalesce),
         )
-        answered = sum(1 for a in answers if a.answered)
-        routes = self.target.routes()
-        verdicts = decide(answers, len(self.sentinels), names=list(routes))
-        flags: dict[str, set[str]] = {}
-        for answer in answers:
-            for name, report in (answer.reports or {}).items():
-                flags.setdefault(name, set()).update(report.flags)
-        candidates = {
-            v.address
-            for s, v in verdicts.items()
-            if v.ok and v.address and v.address != routes.get(s)
-        }
-        roles = await self._roles(candidates)
-        if self._pending_since is None and any(
-            v.ok and v.address != routes.get(s) for s, v in verdicts.items()
-        ):
-            self._pending_since = notice
-        pending_for = 0.0 if self._pending_since is None else started - self._pending_since
-        decision = decide_routes(
-            verdicts,
-            routes,
-            answered=answered,
-            configured=len(self.sentinels),
-            inventory=self.inventory,
-            roles=roles,
-            in_failover=in_failover_shards(flags),
-            pending_for=pending_for,
-            coalesce_window=self.settings.coalesce,
-        )
-        self._record(decision, answered, routes)
-        if decision.changes and not decision.hold:
+        self.memory = decision.memory
+        self._record(decision, masters.answered, routes)
+        if decision.outcome is Outcome.APPLY:
             await self._apply(decision)
-        elif not decision.changes:
-            self._pending_since = None
-            repaired = await self.target.repair()
+        elif decision.outcome in (Outcome.IN_SYNC, Outcome.REFUSE):
+            repaired = await self.target.repair(self.nodes)
             if repaired is not None:
                 self._count_restart(repaired.ok)
                 level = logging.INFO if repaired.ok else logging.ERROR
@@ -298,41 +280,26 @@ class Agent:
         self._log_verdict(decision, by_event)
         return decision
 
-    async def _roles(self, candidates: set[Address]) -> dict[Address, str | None]:
-        if not candidates:
-            return {}
-        ordered = sorted(candidates)
-        found = await asyncio.gather(
-            *(self._role(a, self.password, self.settings.role_timeout) for a in ordered)
-        )
-        return dict(zip(ordered, found, strict=True))
-
     def _record(self, decision: Decision, answered: int, routes: Mapping[str, Address]) -> None:
         self.state.answered = answered
-        self.state.fail_static = decision.fail_static
+        self.state.fail_static = decision.outcome is Outcome.FAIL_STATIC
         self.state.verdict = decision.summary
         self.state.last_cycle = time.time()
         self.state.routes = {k: str(v) for k, v in routes.items()}
-        self.state.refusals = [f"{r.shard}: {r.reason}: {r.detail}" for r in decision.refusals]
+        self.state.refusals = [str(r) for r in decision.refusals]
         self.metrics.sentinels_answering.set(answered)
-        self.metrics.fail_static.set(1 if decision.fail_static else 0)
+        self.metrics.fail_static.set(1 if self.state.fail_static else 0)
         self.metrics.last_cycle.set(self.state.last_cycle)
         for refusal in decision.refusals:
-            self.metrics.refusals.labels(refusal.shard, refusal.reason).inc()
-        kind = (
-            "fail-static"
-            if decision.fail_static
-            else "hold"
-            if decision.hold
-            else "repoint"
-            if decision.changes
-            else "in-sync"
-        )
+            self.metrics.refusals.labels(refusal.shard, refusal.reason.value).inc()
+        kind = "repoint" if decision.outcome is Outcome.APPLY else decision.outcome.value
         self.metrics.cycles.labels(kind).inc()
 
     def _log_verdict(self, decision: Decision, by_event: bool) -> None:
         level = logging.INFO
-        if decision.fail_static or any(r.reason == "outside-inventory" for r in decision.refusals):
+        if decision.outcome is Outcome.FAIL_STATIC or any(
+            r.reason is RefusalReason.OUTSIDE_INVENTORY for r in decision.refusals
+        ):
             level = logging.WARNING
         elif decision.summary == self._last_logged and not by_event:
             level = logging.DEBUG  # a periodic cycle that found nothing new
@@ -356,19 +323,23 @@ class Agent:
                 log.error("nutcracker restart failed: %s", restart.output.strip())
                 return
             log.info("nutcracker restarted in %.0f ms", restart.duration_ms)
+        await self.target.verify(decision.changes)
+        latency = decision.latency(time.monotonic())
+        self.memory = Memory()
+        self.state.routes.update({k: str(v) for k, v in decision.changes.items()})
         for shard in decision.changes:
             self.metrics.switches.labels(shard).inc()
         self.state.applies += 1
         self.state.last_error = None
-        latency = None if self._pending_since is None else time.monotonic() - self._pending_since
+        finished = time.time()
         self.state.remember(
-            {
-                "time": time.time(),
-                "noticed": None if latency is None else time.time() - latency,
-                "changes": {k: str(v) for k, v in sorted(decision.changes.items())},
-                "latency_ms": None if latency is None else round(latency * 1000, 1),
-                "restart_ms": None if restart is None else round(restart.duration_ms, 1),
-            }
+            Apply(
+                time=finished,
+                noticed=None if latency is None else finished - latency,
+                changes={k: str(v) for k, v in sorted(decision.changes.items())},
+                latency_ms=None if latency is None else round(latency * 1000, 1),
+                restart_ms=None if restart is None else round(restart.duration_ms, 1),
+            )
         )
         if latency is not None:
             self.metrics.apply_latency.observe(latency)
@@ -377,4 +348,3 @@ class Agent:
                 len(decision.changes),
                 latency * 1000,
             )
-        self._pending_since = None

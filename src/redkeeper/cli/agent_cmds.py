@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,16 +13,21 @@ import click
 
 from redkeeper.agent import Agent, AgentSettings
 from redkeeper.agent import logs as agent_logs
-from redkeeper.agent.steady import SteadyTarget
-from redkeeper.agent.targets import CommandTarget, ManagedTarget, StagingTarget, Target, read_text
 from redkeeper.cli.app import ArgvTailCommand, cli, config_option, load, restart_cmd_option
+from redkeeper.core import timing_for
 from redkeeper.errors import Problem, TopologyError
 from redkeeper.model import Address
 from redkeeper.process import find_binary
+from redkeeper.proxy.base import Target
 from redkeeper.proxy.haproxy import RuntimeAPI
+from redkeeper.proxy.haproxy.steady import SteadyTarget
+from redkeeper.proxy.registry import nutcracker_target
+from redkeeper.proxy.strategy import Strategy, choose_strategy
 from redkeeper.proxy.twemproxy import load_pools
 from redkeeper.proxy.twemproxy.restart import ManagedNutcracker
+from redkeeper.proxy.twemproxy.targets import read_text
 from redkeeper.render import Layout, haproxy_plan, nutcracker_argv
+from redkeeper.topology import Topology
 
 
 def _usage(field: str, message: str, fix: str) -> TopologyError:
@@ -75,29 +81,17 @@ def agent(
                         (--managed | --staging F | --restart-cmd systemctl restart nutcracker)
     """
     agent_logs.setup(log_format)
-    chosen = [
-        name
-        for name, on in (
-            ("--managed", managed),
-            ("--restart-cmd", restart_cmd),
-            ("--staging", staging),
-        )
-        if on
-    ]
-    if len(chosen) > 1:
-        raise _usage(chosen[1], f"{' and '.join(chosen)} exclude each other", "pick one strategy")
     if sentinels:
         agent_obj = _standalone(
             sentinels,
             nutcracker_config,
-            managed,
-            restart_cmd,
-            staging,
+            lambda: choose_strategy(
+                None, managed=managed, restart_cmd=restart_cmd, staging=staging
+            ),
             stats,
             metrics,
             password_env,
             state_dir,
-            chosen,
         )
     else:
         agent_obj = _with_topology(
@@ -136,76 +130,75 @@ def _with_topology(
     spec = topology.spec
     layout = Layout.for_local(topology.state_dir)
     pool_path = nutcracker_config or layout.config("nutcracker.yml")
-    target: Target
-    strategy = spec.agent.restart
-    if managed:
-        strategy = "managed"
-    elif restart_cmd:
-        strategy = "command"
-    elif staging:
-        strategy = "staging"
-    steady = spec.proxy.mode == "steady"
+    strategy = choose_strategy(
+        spec.agent,
+        managed=managed,
+        restart_cmd=restart_cmd,
+        staging=staging,
+        base_dir=topology.base_dir,
+        source=topology.source,
+    )
     nutcracker = None
-    if strategy == "managed":
+    if strategy.kind == "managed":
         argv = nutcracker_argv(topology, find_binary("nutcracker"), pool_path)
         nutcracker = ManagedNutcracker(
             argv, spec.proxy.listen, topology.state_dir, layout.log("nutcracker")
         )
-    if steady:
+    target: Target
+    if spec.proxy.mode == "steady":
         # nutcracker (run by the agent in --managed, else by its own unit) is never restarted
         # for a failover: HAProxy is repointed at run time instead.
         plan = haproxy_plan(topology, layout)
         target = SteadyTarget(
             plan,
-            RuntimeAPI(plan.admin_socket, timeout=0.5),  # routes() blocks the loop
-            sentinels=spec.sentinel.nodes,
-            password=topology.password(),
+            RuntimeAPI(plan.admin_socket, timeout=0.5),
             nutcracker=nutcracker,
             nutcracker_config=pool_path,
-            sentinel_timeout=spec.agent.sentinel_timeout_ms / 1000,
         )
-    elif nutcracker is not None:
-        target = ManagedTarget(pool_path, nutcracker)
-    elif strategy == "command":
-        argv_cmd = list(restart_cmd) if restart_cmd else list(spec.agent.restart_cmd or [])
-        target = CommandTarget(pool_path, argv_cmd, spec.proxy.listen)
     else:
-        staging_path = staging or spec.agent.staging
-        assert staging_path is not None  # the topology checks guarantee it
-        target = StagingTarget(pool_path, staging_path)
+        target = nutcracker_target(
+            strategy, pool_path, listen=spec.proxy.listen, managed=nutcracker
+        )
     metrics_address = spec.agent.metrics
     if metrics is not None:
         metrics_address = _address(metrics, "--metrics") if metrics else None
-    coalesce_ms = spec.agent.coalesce_ms
-    if steady and "coalesce_ms" not in spec.agent.model_fields_set:
-        coalesce_ms = 0  # holding saves restarts; steady mode has none to save
-    settings = AgentSettings(
-        debounce=spec.agent.debounce_ms / 1000,
-        coalesce=coalesce_ms / 1000,
-        period=spec.agent.period_ms / 1000,
-        sentinel_timeout=spec.agent.sentinel_timeout_ms / 1000,
-    )
     return Agent(
         spec.sentinel.nodes,
         target,
         password=topology.password(),
         inventory=topology.inventory(),
-        settings=settings,
+        settings=agent_settings(topology),
         metrics_address=metrics_address,
+    )
+
+
+def agent_settings(topology: Topology) -> AgentSettings:
+    """The loop's timing for the topology's proxy mode (`core.timing_for`)."""
+    agent = topology.spec.agent
+    timing = timing_for(
+        topology.spec.proxy.mode,
+        debounce_ms=agent.debounce_ms,
+        coalesce_ms=agent.coalesce_ms,
+        period_ms=agent.period_ms,
+        explicit=agent.model_fields_set,
+    )
+    return AgentSettings(
+        debounce=timing.debounce,
+        coalesce=timing.coalesce,
+        period=timing.period,
+        retry_soon=timing.retry,
+        sentinel_timeout=agent.sentinel_timeout_ms / 1000,
     )
 
 
 def _standalone(
     sentinels: tuple[str, ...],
     nutcracker_config: Path | None,
-    managed: bool,
-    restart_cmd: tuple[str, ...] | None,
-    staging: Path | None,
+    choose: Callable[[], Strategy],
     stats: str | None,
     metrics: str | None,
     password_env: str | None,
     state_dir: Path | None,
-    chosen: list[str],
 ) -> Agent:
     if nutcracker_config is None:
         raise _usage(
@@ -213,12 +206,7 @@ def _standalone(
             "standalone mode needs the nutcracker.yml to keep in line",
             "add --nutcracker-config /etc/nutcracker/nutcracker.yml",
         )
-    if not chosen:
-        raise _usage(
-            "--restart-cmd",
-            "no restart strategy given",
-            "add one of --managed, --staging FILE, --restart-cmd systemctl restart nutcracker",
-        )
+    strategy = choose()
     addresses = [_address(s, "--sentinel") for s in sentinels]
     password = None
     if password_env:
@@ -227,8 +215,8 @@ def _standalone(
             raise _usage("--password-env", f"{password_env} is not set", f"export {password_env}")
     pools = load_pools(read_text(nutcracker_config), source=str(nutcracker_config))
     listen = _address(next(iter(pools.values())).listen, "listen") if pools else None
-    target: Target
-    if managed:
+    managed = None
+    if strategy.kind == "managed":
         if listen is None:
             raise _usage("--nutcracker-config", "no pool to listen on", "add a pool")
         state = state_dir or nutcracker_config.parent
@@ -242,13 +230,7 @@ def _standalone(
             "-a",
             stats_addr.host,
         ]
-        target = ManagedTarget(
-            nutcracker_config, ManagedNutcracker(argv, listen, state, state / "nutcracker.log")
-        )
-    elif restart_cmd:
-        target = CommandTarget(nutcracker_config, list(restart_cmd), listen)
-    else:
-        assert staging is not None
-        target = StagingTarget(nutcracker_config, staging)
+        managed = ManagedNutcracker(argv, listen, state, state / "nutcracker.log")
+    target = nutcracker_target(strategy, nutcracker_config, listen=listen, managed=managed)
     metrics_address = _address(metrics, "--metrics") if metrics else None
     return Agent(addresses, target, password=password, metrics_address=metrics_address)

@@ -8,12 +8,12 @@ the agent (architecture §3 rule 7).
   0 done or nothing to do, 1 retry later (`RetryLaterError`), 2 give up (`HookRefusedError`).
 - `apply-staged` runs the privileged watcher of the seeds' iwatch pattern.
 
-The hook keeps `<nutcracker.yml>.restart-pending` (see `redkeeper.proxy.twemproxy.staging`)
-from just before its write until the restart succeeded, so a restart that failed (or was
-killed) is retried by Sentinel's next call even though the file already holds the new
-address. `--restart-cmd` takes every following word, up to a lone `--`, as the command's
-argv (never a shell string). The watcher's work itself lives in
-`redkeeper.proxy.twemproxy.staging`; this module owns the command lines and the hook.
+The hook writes and restarts through the one apply sequence (`proxy.twemproxy.apply`): its
+`restart-pending` marker makes a restart that failed (or was killed) be retried by
+Sentinel's next call even though the file already holds the new address. `--restart-cmd`
+takes every following word, up to a lone `--`, as the command's argv (never a shell string).
+The watcher's work itself lives in `redkeeper.proxy.twemproxy.staging`; this module owns the
+command lines and the hook.
 """
 
 from __future__ import annotations
@@ -39,12 +39,14 @@ from redkeeper.errors import (
 )
 from redkeeper.fsutil import atomic_write, backup_path, exclusive_lock
 from redkeeper.model import Address
+from redkeeper.proxy.base import RestartResult
+from redkeeper.proxy.strategy import Strategy, choose_strategy
 from redkeeper.proxy.twemproxy import plan_repoint, repoint_file
+from redkeeper.proxy.twemproxy.apply import install_and_restart
 from redkeeper.proxy.twemproxy.restart import run_command
 from redkeeper.proxy.twemproxy.staging import (
     apply_staged_once,
     checked_by_nutcracker,
-    pending_path,
     watch_staging,
 )
 from redkeeper.topology import Topology
@@ -122,54 +124,59 @@ def _guard_inventory(topology: Topology, master: str, target: Address) -> None:
 
 def _strategy(
     topology: Topology | None, restart_cmd: tuple[str, ...] | None, staging: Path | None
-) -> tuple[tuple[str, ...] | None, Path | None]:
+) -> Strategy:
     if restart_cmd and staging:
         raise click.UsageError(f"give either {RESTART_OPT} or --staging, not both")
-    if restart_cmd or staging:
-        return restart_cmd, staging
-    if topology is None:
+    if topology is None and not (restart_cmd or staging):
         raise click.UsageError(f"give {RESTART_OPT} ARGV... or --staging PATH (or -c TOPOLOGY)")
-    agent = topology.spec.agent
-    if agent.restart == "command" and agent.restart_cmd:
-        return tuple(agent.restart_cmd), None
-    if agent.restart == "staging" and agent.staging is not None:
-        path = agent.staging if agent.staging.is_absolute() else topology.base_dir / agent.staging
-        return None, path
-    raise HookRefusedError(
-        f"{topology.source}: agent.restart is {agent.restart!r}: the agent repoints nutcracker "
-        f"itself (fix: give {RESTART_OPT} or --staging to use the hook)"
+    strategy = choose_strategy(
+        topology.spec.agent if topology is not None else None,
+        restart_cmd=restart_cmd,
+        staging=staging,
+        base_dir=topology.base_dir if topology is not None else None,
+        source=topology.source if topology is not None else "redkeeper reconfig-hook",
     )
-
-
-async def _restart(argv: tuple[str, ...], timeout: float, pending: Path) -> float:
-    result = await run_command(argv, timeout=timeout)
-    if not result.ok:
-        raise RetryLaterError(f"restart command failed: {result.output.strip()}")
-    pending.unlink(missing_ok=True)
-    return result.duration_ms
+    if strategy.kind == "managed" or (strategy.kind == "command" and not strategy.argv):
+        assert topology is not None
+        raise HookRefusedError(
+            f"{topology.source}: agent.restart is {topology.spec.agent.restart!r}: the agent "
+            f"repoints nutcracker itself (fix: give {RESTART_OPT} or --staging to use the hook)"
+        )
+    return strategy
 
 
 def _hook_command(
-    conf: Path, master: str, target: Address, argv: tuple[str, ...], restart_timeout: float
+    conf: Path,
+    master: str,
+    target: Address,
+    argv: tuple[str, ...],
+    restart_timeout: float,
+    lock_timeout: float,
 ) -> str:
-    pending = pending_path(conf)
-    planned = plan_repoint(_read_text(conf), {master: target}, source=str(conf))
-    if planned is None and not pending.exists():
+    """Repoint and restart through the one apply sequence (`proxy.twemproxy.apply`)."""
+
+    def write() -> bool:
+        # redkeeper's own checks first: what they refuse is permanent (unknown name, ...)
+        if plan_repoint(_read_text(conf), {master: target}, source=str(conf)) is None:
+            return False
+        with rejected_is_retryable():
+            return repoint_file(conf, {master: target}) is not None
+
+    async def restart() -> RestartResult:
+        return await run_command(argv, timeout=restart_timeout)
+
+    outcome = asyncio.run(install_and_restart(conf, write, restart, lock_timeout=lock_timeout))
+    result = outcome.restart
+    if result is None:
         return f"{conf} already points there; nothing to do"
-    what = "already repointed, restart still pending"
-    if planned is not None:
-        had_pending = pending.exists()
-        pending.touch()
-        try:
-            with rejected_is_retryable():
-                repoint_file(conf, {master: target})
-        except BaseException:
-            if not had_pending:
-                pending.unlink(missing_ok=True)
-            raise
-        what = f"{conf} repointed (previous kept in {backup_path(conf)})"
-    took = asyncio.run(_restart(argv, restart_timeout, pending))
-    return f"{what}; nutcracker restarted in {took:.0f} ms"
+    if not result.ok:
+        raise RetryLaterError(f"restart command failed: {result.output.strip()}")
+    what = (
+        f"{conf} repointed (previous kept in {backup_path(conf)})"
+        if outcome.written
+        else "already repointed, restart still pending"
+    )
+    return f"{what}; nutcracker restarted in {result.duration_ms:.0f} ms"
 
 
 def _hook_staging(conf: Path, staging: Path, master: str, target: Address) -> str:
@@ -251,16 +258,14 @@ def reconfig_hook(
             topology = load(config) if config is not None else None
             if topology is not None:
                 _guard_inventory(topology, master, target)
-            argv, staged = _strategy(topology, restart_cmd, staging)
-            locked = staged if staged is not None else nutcracker_config
-            with exclusive_lock(locked, lock_timeout):
-                if staged is not None:
-                    outcome = _hook_staging(nutcracker_config, staged, master, target)
-                else:
-                    assert argv is not None
-                    outcome = _hook_command(
-                        nutcracker_config, master, target, argv, restart_timeout
-                    )
+            strategy = _strategy(topology, restart_cmd, staging)
+            if strategy.staging is not None:
+                with exclusive_lock(strategy.staging, lock_timeout):
+                    outcome = _hook_staging(nutcracker_config, strategy.staging, master, target)
+            else:
+                outcome = _hook_command(
+                    nutcracker_config, master, target, strategy.argv, restart_timeout, lock_timeout
+                )
     except RedkeeperError as exc:
         verdict = "will be retried" if exc.exit_code == 1 else "refused"
         log(f"{head}: {verdict}")

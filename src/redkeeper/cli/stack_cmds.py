@@ -68,8 +68,8 @@ def print_status(status: StackStatus) -> None:
         line += f", client connections {proxy.curr_connections}"
         line += f", total {proxy.total_connections}"
     if status.agent is not None:
-        line += f"; agent: {status.agent.get('verdict', '?')}"
-        routes = status.agent.get("routes") or {}
+        line += f"; agent: {status.agent.verdict}"
+        routes = status.agent.routes
         if isinstance(routes, dict) and routes:
             line += "; routes " + ", ".join(f"{k} → {v}" for k, v in sorted(routes.items()))
     console.print(line, highlight=False)

@@ -1,23 +1,22 @@
-"""Each shard's current master, as a majority of the configured Sentinels sees it.
+"""Each shard's current master for the data tools, or a clear SentinelError.
 
-Owns the synchronous "who is master now" question the data tools ask before talking to shards
-directly: every configured Sentinel is asked in parallel (`probe.sentinel_masters`, bounded by a
-timeout), and `redkeeper.sentinel.view.decide` applies the one rule of the project: a majority of
-the configured Sentinels must answer, and per shard the address with the highest config-epoch
-wins. Anything else raises `SentinelError` with a one-line message naming the Sentinels that
-failed and the fix: without Sentinel, the data tools cannot know the masters.
+Owns the synchronous "who is master now" question the data tools ask before talking to
+shards directly: every configured Sentinel is asked in parallel (`probe.ask_sentinels`,
+bounded), and `redkeeper.core.decide_masters` applies the one rule of the project. When it
+gives no master for a shard, this module explains why in one line (the Sentinels that did
+not answer, or did not monitor the shard) and how to fix it.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from redkeeper.core import SentinelAnswer, decide_masters
 from redkeeper.errors import SentinelError
 from redkeeper.model import Address
-from redkeeper.sentinel.view import SentinelAnswer, Status, decide, majority
 from redkeeper.stack import probe
-from redkeeper.topology import SentinelNode, Topology
+from redkeeper.topology import Topology
 
 FIX = "start them or check `redkeeper status`, then retry"
 
@@ -36,40 +35,28 @@ class Masters:
 
 
 def ask_all(topology: Topology, password: str | None, timeout: float) -> list[SentinelAnswer]:
-    """Every configured Sentinel's SENTINEL MASTERS, asked in parallel (None when silent)."""
-    nodes = topology.sentinel_nodes()
-
-    def ask(node: SentinelNode) -> SentinelAnswer:
-        masters = probe.sentinel_masters(node.address, password, timeout)
-        if masters is None:
-            return SentinelAnswer(node.address, None, "did not answer")
-        return SentinelAnswer(node.address, masters)
-
-    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-        return list(pool.map(ask, nodes))
+    """Every configured Sentinel's answer, asked in parallel."""
+    return probe.ask_sentinels(topology.spec.sentinel.nodes, password, timeout)
 
 
-def decide_masters(topology: Topology, answers: list[SentinelAnswer]) -> Masters:
-    """Apply the majority/highest-epoch rule to `answers`; SentinelError when it cannot."""
+def decide_masters_or_explain(topology: Topology, answers: Sequence[SentinelAnswer]) -> Masters:
+    """`core.decide_masters` over the topology's Sentinels; SentinelError when it gives no
+    master for some shard."""
     nodes = topology.sentinel_nodes()
     names = [shard.name for shard in topology.shards]
-    configured = len(nodes)
     label = {node.address: f"{node.name} ({node.address})" for node in nodes}
-    silent = [label.get(a.sentinel, str(a.sentinel)) for a in answers if not a.answered]
-    answered = configured - len(silent)
-    needed = majority(configured)
-    if answered < needed:
+    view = decide_masters(answers, [node.address for node in nodes], names)
+    if not view.has_majority:
+        silent = ", ".join(label.get(a, str(a)) for a in view.silent)
         raise SentinelError(
-            f"only {answered} of {configured} Sentinels answered ({needed} needed), "
-            f"so the current masters are unknown; not answering: {', '.join(silent)} "
-            f"(fix: {FIX})"
+            f"only {view.answered} of {view.configured} Sentinels answered ({view.needed} "
+            f"needed), so the current masters are unknown; not answering: {silent} (fix: {FIX})"
         )
-    verdicts = decide(answers, configured, names)
     addresses: dict[str, Address] = {}
     epochs: dict[str, int] = {}
     for name in names:
-        verdict = verdicts[name]
-        if verdict.status is not Status.OK or verdict.address is None:
+        verdict = view.verdicts[name]
+        if not verdict.ok or verdict.address is None:
             unknown = [
                 label.get(a.sentinel, str(a.sentinel))
                 for a in answers
@@ -83,9 +70,9 @@ def decide_masters(topology: Topology, answers: list[SentinelAnswer]) -> Masters
             )
         addresses[name] = verdict.address
         epochs[name] = verdict.config_epoch or 0
-    return Masters(addresses, epochs, answered, configured)
+    return Masters(addresses, epochs, view.answered, view.configured)
 
 
 def current_masters(topology: Topology, password: str | None, timeout: float = 0.5) -> Masters:
     """Ask every Sentinel and decide each shard's master; SentinelError when it cannot."""
-    return decide_masters(topology, ask_all(topology, password, timeout))
+    return decide_masters_or_explain(topology, ask_all(topology, password, timeout))

@@ -10,16 +10,18 @@
 - `bench`: redis-benchmark against a master and the proxy.
 
 This module owns the data model the others share: what a scenario run recorded (`Op`,
-`EventRecord`, `ApplyRecord`, `AgentSample`, `Fault`, `ScenarioRecord`) and what `measure`
-makes of it (`ShardFigures`, `Check`, `ScenarioFigures`). It imports no
-submodule on purpose: the CLI loads every command module at start-up (the agent too), and the
-report pulls in matplotlib. Import the submodule you need.
+`EventRecord`, `ApplyRecord` (the agent's `health.Apply`), `AgentSample`, `Fault`,
+`ScenarioRecord`) and what `measure` makes of it (`ShardFigures`, `Check`,
+`ScenarioFigures`). It imports no submodule on purpose: the CLI loads every command module
+at start-up (the agent too), and the report pulls in matplotlib. Import the submodule you
+need.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from redkeeper.agent.health import Apply as ApplyRecord
 
 __all__ = [
     "AgentSample",
@@ -58,17 +60,6 @@ class EventRecord:
     payload: str
     shard: str | None
     about_master: bool
-
-
-@dataclass(frozen=True)
-class ApplyRecord:
-    """One apply from the agent's /healthz history."""
-
-    time: float
-    noticed: float | None
-    changes: Mapping[str, str]
-    latency_ms: float | None
-    restart_ms: float | None
 
 
 @dataclass(frozen=True)

@@ -223,12 +223,12 @@ class DrillRunner:
                 if info.num_other_sentinels < count - 1:
                     return f"{node.name} knows {info.num_other_sentinels} other Sentinels"
         agent = status.agent
-        if agent is not None and agent.get("sentinel_links_up") != count:
-            return f"agent: {agent.get('sentinel_links_up')}/{count} Sentinel links"
+        if agent is not None and agent.sentinel_links_up != count:
+            return f"agent: {agent.sentinel_links_up}/{count} Sentinel links"
         view = {s.name: s.master for s in status.shards}
         restart_mode = self.topology.spec.proxy.mode == "restart"  # routes = the masters
-        if agent is not None and restart_mode and agent.get("routes") != view:
-            return f"agent routes {agent.get('routes')}, Sentinel says {view}"
+        if agent is not None and restart_mode and agent.routes != view:
+            return f"agent routes {agent.routes}, Sentinel says {view}"
         maker = wl.KeyMaker(f"drill:{self._run_id}:probe", 0, self.locate)
         keys = [maker.next_for(shard) for shard in self.shards]
         return wl.probe_writes(self.topology.spec.proxy.listen, self.password, keys)

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from redkeeper.core import majority
 from redkeeper.errors import RedkeeperError
 from redkeeper.model import Address
 
@@ -307,9 +308,10 @@ def resolve_shards(selectors: Sequence[str], shards: Sequence[str]) -> list[str]
 
 
 def sentinel_group(kind: str, count: int) -> list[int]:
-    """1-based Sentinel numbers: "minority" = the most that may fail ((n-1)//2, at least 1),
-    "majority" = the fewest whose loss leaves no majority (n//2 + 1)."""
-    size = max(1, (count - 1) // 2) if kind == "minority" else count // 2 + 1
+    """1-based Sentinel numbers: "minority" = the most that may fail and leave a majority
+    (at least 1), "majority" = the fewest whose loss leaves no majority (`core.majority`)."""
+    spare = count - majority(count)
+    size = max(1, spare) if kind == "minority" else spare + 1
     return list(range(1, min(size, count) + 1))
 
 

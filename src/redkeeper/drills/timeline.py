@@ -38,23 +38,6 @@ def to_event(time_: float, sentinel: str, channel: str, payload: str) -> EventRe
     return EventRecord(time_, sentinel, channel, payload, parsed.master_name, about_master)
 
 
-def to_apply(entry: Any) -> ApplyRecord | None:
-    """An entry of the agent's /healthz history, or None when it is not one."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("time"), int | float):
-        return None
-    changes = entry.get("changes")
-    noticed = entry.get("noticed")
-    latency = entry.get("latency_ms")
-    restart = entry.get("restart_ms")
-    return ApplyRecord(
-        float(entry["time"]),
-        float(noticed) if isinstance(noticed, int | float) else None,
-        {str(k): str(v) for k, v in changes.items()} if isinstance(changes, dict) else {},
-        float(latency) if isinstance(latency, int | float) else None,
-        float(restart) if isinstance(restart, int | float) else None,
-    )
-
-
 class Timeline:
     """Record Sentinel events and agent applies from `start()` to `stop()`."""
 
@@ -171,15 +154,9 @@ class Timeline:
             with self._lock:
                 self._samples.append(AgentSample(now, False, False, "does not answer"))
             return
-        history = health.get("history")
-        applies = [a for a in map(to_apply, history if isinstance(history, list) else []) if a]
         with self._lock:
-            self._samples.append(
-                AgentSample(
-                    now, True, bool(health.get("fail_static")), str(health.get("verdict", ""))
-                )
-            )
-            for apply in applies:
+            self._samples.append(AgentSample(now, True, health.fail_static, health.verdict))
+            for apply in health.history:
                 key = (round(apply.time, 3), repr(sorted(apply.changes.items())))
                 self._applies[key] = apply
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from redkeeper.model import Address
+from redkeeper.proxy.strategy import choose_strategy
 from redkeeper.render.files import SECRET_MODE, RenderedFile
 from redkeeper.render.haproxy import haproxy_argv, haproxy_plan, render_haproxy
 from redkeeper.render.layout import Layout
@@ -136,9 +137,8 @@ def _proxy_units(
         "--state-dir",
         str(layout.state_dir),
     ]
-    if agent.restart == "managed":
-        agent_argv.append("--managed")
-    else:
+    strategy = choose_strategy(agent, source=topology.source)
+    if strategy.kind != "managed":
         units.append(
             render_unit(
                 "nutcracker",
@@ -149,32 +149,30 @@ def _proxy_units(
                 writable=(layout.log_dir,),
             )
         )
-        if steady:
-            pass  # nutcracker is never restarted for a failover: no restart strategy
-        elif agent.restart == "command":
-            agent_argv += ["--restart-cmd", *(agent.restart_cmd or [])]
-        else:
-            agent_argv += ["--staging", str(agent.staging)]
-            units.append(
-                render_unit(
+    if strategy.kind == "managed" or not steady:
+        # steady mode never restarts nutcracker for a failover: no restart strategy
+        agent_argv += strategy.agent_flags()
+    if strategy.kind == "staging" and not steady:
+        units.append(
+            render_unit(
+                "apply-staged",
+                "privileged watcher applying staged nutcracker.yml",
+                [
+                    REDKEEPER,
                     "apply-staged",
-                    "privileged watcher applying staged nutcracker.yml",
-                    [
-                        REDKEEPER,
-                        "apply-staged",
-                        "--staging",
-                        str(agent.staging),
-                        "--config",
-                        str(pool.path),
-                        "--restart-cmd",
-                        "systemctl",
-                        "restart",
-                        unit_name("nutcracker"),
-                    ],
-                    proxy_host,
-                    user="root",
-                )
+                    "--staging",
+                    str(agent.staging),
+                    "--config",
+                    str(pool.path),
+                    "--restart-cmd",
+                    "systemctl",
+                    "restart",
+                    unit_name("nutcracker"),
+                ],
+                proxy_host,
+                user="root",
             )
+        )
     units.append(
         render_unit(
             "agent",

@@ -1,38 +1,24 @@
-"""Sentinel layer: event parsing (pure), the majority/epoch view (pure), and the asyncio
-client that queries and subscribes to every configured Sentinel."""
+"""Sentinel edge: event parsing and reply parsing (pure), and the asyncio client that queries
+and subscribes to every configured Sentinel. Who is master is decided in `redkeeper.core`."""
 
-from redkeeper.sentinel.client import (
-    SentinelQuerier,
-    SentinelWatcher,
-    query_all,
-    query_sentinel,
-)
+from redkeeper.sentinel.client import SentinelQuerier, SentinelWatcher, query_sentinel
 from redkeeper.sentinel.events import WAKING_KINDS, SentinelEvent, parse_event
-from redkeeper.sentinel.view import (
-    MasterReport,
-    MasterVerdict,
-    SentinelAnswer,
-    Status,
-    decide,
-    majority,
+from redkeeper.sentinel.replies import (
+    needs_current_address,
+    parse_master_addr,
     parse_master_entry,
     parse_masters_reply,
 )
 
 __all__ = [
     "WAKING_KINDS",
-    "MasterReport",
-    "MasterVerdict",
-    "SentinelAnswer",
     "SentinelEvent",
     "SentinelQuerier",
     "SentinelWatcher",
-    "Status",
-    "decide",
-    "majority",
+    "needs_current_address",
     "parse_event",
+    "parse_master_addr",
     "parse_master_entry",
     "parse_masters_reply",
-    "query_all",
     "query_sentinel",
 ]

@@ -2,8 +2,10 @@
 
 Owns every network exchange with Sentinels (redis-py `redis.asyncio`):
 
-- `query_sentinel` / `query_all`: `SENTINEL MASTERS` on each Sentinel, concurrently, each
-  bounded by `timeout`; network failures become `SentinelAnswer(error=...)`, never raise.
+- `query_sentinel` / `SentinelQuerier`: `SENTINEL MASTERS` on each Sentinel, concurrently,
+  each bounded by `timeout` (plus `GET-MASTER-ADDR-BY-NAME` for a master in failover: the
+  observed fact `core.masters` needs for the leader's quirk); network failures become
+  `SentinelAnswer(error=...)`, never raise.
 - `SentinelWatcher`: one task per Sentinel holding a `PSUBSCRIBE *` link, delivering parsed
   events, reporting link up/down, detecting dead (killed or frozen) Sentinels with a PING on
   the pub/sub connection, and reconnecting forever with jittered exponential backoff.
@@ -20,25 +22,28 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from redkeeper.errors import SentinelError
+from redkeeper.core.masters import MasterReport, SentinelAnswer
+from redkeeper.errors import BUG, SentinelError
 from redkeeper.model import Address
 from redkeeper.rediskit import async_client, command
 from redkeeper.sentinel.events import SentinelEvent, parse_event
-from redkeeper.sentinel.view import MasterReport, SentinelAnswer, parse_masters_reply
+from redkeeper.sentinel.replies import (
+    needs_current_address,
+    parse_master_addr,
+    parse_masters_reply,
+)
 
 log = logging.getLogger("redkeeper.sentinel")
 
 # What a broken or slow link raises; anything else is a bug.
 _LINK_ERRORS = (RedisError, OSError, TimeoutError)
-
-BUG = "please report it as a BUG"
 
 
 async def _close(client: aioredis.Redis, pubsub: PubSub | None = None) -> None:
@@ -55,34 +60,12 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-async def _current_address(client: aioredis.Redis, name: str) -> Address | None:
-    raw = await command(client, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
-    if isinstance(raw, list | tuple) and len(raw) == 2:
-        host, port = raw
-        if isinstance(host, str) and isinstance(port, str | int) and str(port).isdigit():
-            return Address(host, int(port))
-    return None
-
-
 async def _ask(client: aioredis.Redis, addr: Address) -> dict[str, MasterReport]:
-    raw = await command(client, "SENTINEL", "MASTERS")
-    reports = parse_masters_reply(addr, raw)
-    # The failover leader keeps the old address in SENTINEL MASTERS until the failover
-    # ends, but already carries the new config-epoch from +promoted-slave on; its current
-    # address (the promoted replica) is what GET-MASTER-ADDR-BY-NAME returns.
+    reports = parse_masters_reply(addr, await command(client, "SENTINEL", "MASTERS"))
     for name, report in list(reports.items()):
-        if "failover_in_progress" in report.flags:
-            current = await _current_address(client, name)
-            if current is not None and current != report.address:
-                reports[name] = MasterReport(
-                    sentinel=report.sentinel,
-                    name=report.name,
-                    address=current,
-                    config_epoch=report.config_epoch,
-                    flags=report.flags,
-                    num_other_sentinels=report.num_other_sentinels,
-                    quorum=report.quorum,
-                )
+        if needs_current_address(report):
+            raw = await command(client, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
+            reports[name] = replace(report, current_address=parse_master_addr(raw))
     return reports
 
 
@@ -114,7 +97,7 @@ async def query_sentinel(
 
 
 class SentinelQuerier:
-    """`query_all` over long-lived connections (one client per Sentinel), for the agent's
+    """Ask every Sentinel over long-lived connections (one client per Sentinel), for the agent's
     once-a-second cycles; a Sentinel that fails gets a fresh connection next time."""
 
     def __init__(self) -> None:
@@ -132,23 +115,12 @@ class SentinelQuerier:
                 await _close(self._clients.pop(addr))
             return answer
 
-        return list(await asyncio.gather(*(one(a) for a in addrs)))
+        return list(await asyncio.gather(*(one(a) for a in dict.fromkeys(addrs))))
 
     async def aclose(self) -> None:
         for client in self._clients.values():
             await _close(client)
         self._clients.clear()
-
-
-async def query_all(
-    addrs: Sequence[Address], *, password: str | None = None, timeout: float = 0.5
-) -> list[SentinelAnswer]:
-    """Ask every Sentinel concurrently; one answer per address, in the same order."""
-    return list(
-        await asyncio.gather(
-            *(query_sentinel(a, password=password, timeout=timeout) for a in addrs)
-        )
-    )
 
 
 class _LinkDeadError(SentinelError):
@@ -200,9 +172,6 @@ class SentinelWatcher:
     @property
     def links_up(self) -> int:
         return sum(self._up.values())
-
-    def link_state(self) -> dict[Address, bool]:
-        return dict(self._up)
 
     async def run(self) -> None:
         """Watch every Sentinel until cancelled."""

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from redkeeper.core import decide_masters
 from redkeeper.errors import ApplyError, ConfigError, PortInUseError, ProcessError, StackError
 from redkeeper.fsutil import atomic_write
 from redkeeper.model import Address
@@ -28,6 +29,7 @@ from redkeeper.render.files import SECRET_MODE
 from redkeeper.render.haproxy import haproxy_argv
 from redkeeper.stack import probe, state
 from redkeeper.topology import DEFAULT_SOURCE, Topology
+from redkeeper.waiting import poll
 
 Log = Callable[[str], None]
 MAX_UNIX_PATH = 107  # sun_path is 108 bytes with the final NUL
@@ -42,16 +44,6 @@ class Timings:
     sentinels: float = 30.0
     proxy: float = 10.0
     stop: float = 5.0
-
-
-def _poll(check: Callable[[], str | None], timeout: float, interval: float = 0.02) -> str | None:
-    """Call `check` until it returns None (ready) or `timeout` passes; the last reason."""
-    deadline = time.monotonic() + timeout
-    while True:
-        reason = check()
-        if reason is None or time.monotonic() >= deadline:
-            return reason
-        time.sleep(interval)
 
 
 class LocalStack:
@@ -192,7 +184,7 @@ class LocalStack:
                 )
             return None if port_open(address.host, address.port) else "port closed"
 
-        if _poll(ready, timeout) is not None:
+        if poll(ready, timeout) is not None:
             raise ProcessError(f"{proc.name} did not open {address} within {timeout:.0f} s")
 
     def _start_redis(
@@ -219,7 +211,7 @@ class LocalStack:
                     return f"replica {node.name} ({node.address}) has no link to its master"
             return None
 
-        reason = _poll(replicas_linked, self.timings.replication)
+        reason = poll(replicas_linked, self.timings.replication)
         if reason:
             raise ProcessError(f"{reason} after {self.timings.replication:.0f} s")
         self.log("every replica has master_link_status:up")
@@ -260,7 +252,7 @@ class LocalStack:
                         return f"{node.name}: CKQUORUM {shard.name}: {reason}"
             return None
 
-        reason = _poll(sentinels_ready, self.timings.sentinels, interval=0.1)
+        reason = poll(sentinels_ready, self.timings.sentinels, interval=0.1)
         if reason:
             raise ProcessError(
                 f"Sentinels not ready after {self.timings.sentinels:.0f} s: {reason}"
@@ -284,7 +276,7 @@ class LocalStack:
                 return str(exc)
             return None
 
-        reason = _poll(answers, self.timings.proxy)
+        reason = poll(answers, self.timings.proxy)
         if reason:
             raise ProcessError(f"haproxy's admin socket does not answer: {reason}")
         self.log(f"haproxy listening on {len(plan.shards)} shard frontend(s), admin socket up")
@@ -292,7 +284,7 @@ class LocalStack:
     def _wait_haproxy_routes(self, masters: dict[str, Address]) -> None:
         """Steady mode is ready when HAProxy routes every shard (the agent's first apply)."""
         plan = haproxy_plan(self.topology, self.layout)
-        reason = _poll(lambda: haproxy_report.not_ready(plan, masters), self.timings.proxy)
+        reason = poll(lambda: haproxy_report.not_ready(plan, masters), self.timings.proxy)
         if reason:
             raise ProcessError(f"{reason} after {self.timings.proxy:.0f} s (see the agent's log)")
         self.log("haproxy routes every shard to its master and reads to replicas (the agent)")
@@ -326,7 +318,7 @@ class LocalStack:
                 return f"{type(exc).__name__}: {exc}"
             return None
 
-        reason = _poll(serving, self.timings.proxy)
+        reason = poll(serving, self.timings.proxy)
         if reason:
             raise ProcessError(f"nutcracker on {listen} does not serve requests: {reason}")
         by_agent = " (run by the agent)" if self.with_agent else ""
@@ -370,15 +362,13 @@ class LocalStack:
         self._started.clear()
 
     def save_masters(self, password: str | None) -> dict[str, Address]:
-        """Record Sentinel's current masters (majority of answering Sentinels) for next `up`."""
-        votes: dict[str, dict[Address, int]] = {}
-        for node in self.topology.sentinel_nodes():
-            masters = probe.sentinel_masters(node.address, password)
-            for name, info in (masters or {}).items():
-                votes.setdefault(name, {}).setdefault(info.address, 0)
-                votes[name][info.address] += 1
-        current = {name: max(v, key=lambda a: v[a]) for name, v in votes.items() if v}
-        if current:
+        """Record Sentinel's current masters (`core.decide_masters`) for the next `up`; a
+        shard without a verdict keeps what was saved before."""
+        addresses = self.topology.spec.sentinel.nodes
+        names = [shard.name for shard in self.topology.shards]
+        view = decide_masters(probe.ask_sentinels(addresses, password), addresses, names)
+        current = {**state.read_masters(self.state_dir), **view.addresses()}
+        if view.addresses():
             state.write_masters(self.state_dir, current)
         return current
 

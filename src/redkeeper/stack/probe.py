@@ -10,15 +10,23 @@ import json
 import socket
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
 from redis.exceptions import RedisError
 
+from redkeeper.agent.health import Health
+from redkeeper.core.masters import MasterReport, SentinelAnswer
 from redkeeper.model import Address
 from redkeeper.rediskit import sync_client
-from redkeeper.sentinel.view import MasterReport, parse_masters_reply
+from redkeeper.sentinel.replies import (
+    needs_current_address,
+    parse_master_addr,
+    parse_masters_reply,
+)
 
 
 def client(address: Address, password: str | None = None, timeout: float = 0.5) -> redis.Redis:
@@ -62,17 +70,39 @@ def replication(
     )
 
 
+def sentinel_answer(
+    address: Address, password: str | None = None, timeout: float = 0.5
+) -> SentinelAnswer:
+    """One Sentinel's `SENTINEL MASTERS` (plus `GET-MASTER-ADDR-BY-NAME` for a master in
+    failover: the fact `core.masters` needs), as the agent asks it; an answer without
+    reports when it does not answer (or answers something unparseable)."""
+    try:
+        with client(address, password, timeout) as conn:
+            reports = parse_masters_reply(address, conn.execute_command("SENTINEL", "MASTERS"))
+            for name, report in list(reports.items()):
+                if needs_current_address(report):
+                    raw = conn.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
+                    reports[name] = replace(report, current_address=parse_master_addr(raw))
+    except (RedisError, OSError, ValueError) as exc:
+        return SentinelAnswer(address, None, str(exc) or type(exc).__name__)
+    return SentinelAnswer(address, reports)
+
+
+def ask_sentinels(
+    addresses: Sequence[Address], password: str | None = None, timeout: float = 0.5
+) -> list[SentinelAnswer]:
+    """`sentinel_answer` of every address, asked in parallel (bounded by `timeout` each)."""
+    unique = list(dict.fromkeys(addresses))
+    with ThreadPoolExecutor(max_workers=max(1, len(unique))) as pool:
+        return list(pool.map(lambda a: sentinel_answer(a, password, timeout), unique))
+
+
 def sentinel_masters(
     address: Address, password: str | None = None, timeout: float = 0.5
 ) -> dict[str, MasterReport] | None:
-    """SENTINEL MASTERS of one Sentinel, keyed by master name; None when it does not answer
-    (or answers something unparseable)."""
-    try:
-        with client(address, password, timeout) as conn:
-            raw: Any = conn.execute_command("SENTINEL", "MASTERS")
-        return parse_masters_reply(address, raw)
-    except (RedisError, OSError, ValueError):
-        return None
+    """The reports of `sentinel_answer` keyed by master name, or None when it is silent."""
+    reports = sentinel_answer(address, password, timeout).reports
+    return None if reports is None else dict(reports)
 
 
 def ckquorum(
@@ -114,8 +144,8 @@ def nutcracker_stats(address: Address, timeout: float = 0.5) -> dict[str, Any] |
     return parsed if isinstance(parsed, dict) else None
 
 
-def agent_health(address: Address, timeout: float = 0.5) -> dict[str, Any] | None:
-    """The agent's /healthz JSON (whatever its HTTP status), or None when it does not answer."""
+def agent_health(address: Address, timeout: float = 0.5) -> Health | None:
+    """The agent's /healthz (whatever its HTTP status), or None when it does not answer."""
     url = f"http://{address}/healthz"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -128,4 +158,4 @@ def agent_health(address: Address, timeout: float = 0.5) -> dict[str, Any] | Non
         parsed: Any = json.loads(body)
     except ValueError:
         return None
-    return parsed if isinstance(parsed, dict) else None
+    return Health.from_json(parsed) if isinstance(parsed, dict) else None

@@ -5,10 +5,11 @@ The report is plain data (dataclasses → JSON); the CLI renders it as tables.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from redkeeper.agent.health import Health
+from redkeeper.core import decide_masters
 from redkeeper.process import port_open
 from redkeeper.proxy.haproxy import report as haproxy_report
 from redkeeper.proxy.haproxy.report import HAProxyStatus
@@ -53,7 +54,7 @@ class ProxyStatus:
 @dataclass
 class ShardStatus:
     name: str
-    master: str | None  # the majority Sentinel view
+    master: str | None  # the verdict of core.decide_masters (None: no master decided)
     nodes: list[NodeStatus]
 
 
@@ -62,7 +63,7 @@ class StackStatus:
     shards: list[ShardStatus]
     sentinels: list[SentinelStatus]
     proxy: ProxyStatus
-    agent: dict[str, Any] | None
+    agent: Health | None
     problems: list[str]
     haproxy: HAProxyStatus | None = None  # steady mode only
 
@@ -82,20 +83,22 @@ def collect(topology: Topology, password: str | None, expect_agent: bool = False
     The agent is asked at `agent.metrics` (/healthz); with `expect_agent` (a local stack
     that runs one) an agent that does not answer is a problem.
     """
+    members = topology.sentinel_nodes()
+    answers = probe.ask_sentinels([n.address for n in members], password)
+    view = decide_masters(answers, [n.address for n in members], [s.name for s in topology.shards])
     sentinels: list[SentinelStatus] = []
-    for sentinel in topology.sentinel_nodes():
-        masters = probe.sentinel_masters(sentinel.address, password)
-        status = SentinelStatus(sentinel.name, str(sentinel.address), masters is not None)
-        for name, master in (masters or {}).items():
-            status.masters[name] = str(master.address)
+    for sentinel, answer in zip(members, answers, strict=True):
+        status = SentinelStatus(sentinel.name, str(sentinel.address), answer.answered)
+        for name, master in (answer.reports or {}).items():
+            status.masters[name] = str(master.reported_address)
             status.epochs[name] = master.config_epoch
             status.flags[name] = ",".join(sorted(master.flags))
         sentinels.append(status)
 
     shards: list[ShardStatus] = []
     for shard in topology.shards:
-        votes = Counter(s.masters[shard.name] for s in sentinels if shard.name in s.masters)
-        view = votes.most_common(1)[0][0] if votes else None
+        verdict = view.verdicts[shard.name]
+        decided = str(verdict.address) if verdict.ok else None
         nodes: list[NodeStatus] = []
         offsets: dict[str, int] = {}
         for index, address in enumerate(shard.nodes, start=1):
@@ -120,7 +123,7 @@ def collect(topology: Topology, password: str | None, expect_agent: bool = False
         for node in nodes:
             if node.role == "replica" and node.master in offsets:
                 node.lag_bytes = max(0, offsets[node.master] - offsets[node.address])
-        shards.append(ShardStatus(shard.name, view, nodes))
+        shards.append(ShardStatus(shard.name, decided, nodes))
 
     proxy = _proxy_status(topology)
     metrics = topology.spec.agent.metrics
@@ -132,8 +135,8 @@ def collect(topology: Topology, password: str | None, expect_agent: bool = False
             haproxy_plan(topology, Layout.for_local(topology.state_dir))
         )
         problems += haproxy_report.judge(haproxy, {s.name: s.master for s in shards})
-    if agent is not None and not agent.get("ok", False):
-        problems.append(f"agent: {agent.get('verdict')} (error: {agent.get('last_error')})")
+    if agent is not None and not agent.ok:
+        problems.append(f"agent: {agent.verdict} (error: {agent.last_error})")
     elif agent is None and expect_agent:
         problems.append(f"agent ({metrics}) does not answer")
     return StackStatus(shards, sentinels, proxy, agent, problems, haproxy)

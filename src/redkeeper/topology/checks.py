@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from redkeeper.core.masters import majority
 from redkeeper.errors import Problem
 from redkeeper.model import Address
 from redkeeper.topology.schema import TopologySpec
@@ -146,7 +147,7 @@ def check(spec: TopologySpec, source: str) -> tuple[list[Problem], list[Problem]
                 source,
                 "sentinel.quorum",
                 f"quorum {sentinel.quorum} is not between 1 and the {count} Sentinel(s)",
-                f"set quorum to at most {count} (usually a majority: {count // 2 + 1})",
+                f"set quorum to at most {count} (usually a majority: {majority(count)})",
             )
         )
     if count < 3:

@@ -3,9 +3,9 @@
 - A shard's own backend (the one nutcracker's server points at) routes to the address the
   agent set from Sentinel's majority; a server in maintenance routes nowhere (`UNROUTED`,
   e.g. right after HAProxy started), which the agent treats like any other wrong route.
-- A read backend: a node takes reads only when it is not the shard's master, says `ROLE`
-  slave of exactly that master with its link `connected`, and no answering Sentinel flags it
-  down. A demoted old master therefore joins only once its ROLE says so.
+- A read backend: a node takes reads only when `core.nodes.read_verdict` says it may (a
+  replica of exactly the master, link up, not flagged down by a Sentinel). A demoted old
+  master therefore joins only once its own INFO says it follows the new one.
 - The write backend: only the shard's master is ready; every other node is in maintenance
   (the guard against the returning old master that still says `role:master`).
 """
@@ -15,33 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 
+from redkeeper.core.nodes import NodeFacts, read_verdict
 from redkeeper.model import Address
 from redkeeper.proxy.haproxy.runtime import ServerState
 from redkeeper.render.haproxy import HAProxyPlan
 
 UNROUTED = Address("0.0.0.0", 0)  # a shard whose server is in maintenance: no route
-
-
-@dataclass(frozen=True)
-class RoleInfo:
-    """A node's `ROLE`: its role and, for a replica, the master it follows and its link."""
-
-    role: str  # "master" | "slave" | …
-    master: Address | None = None
-    link: str | None = None  # "connect" | "connecting" | "sync" | "connected"
-
-    @classmethod
-    def parse(cls, reply: object) -> RoleInfo | None:
-        if not isinstance(reply, list | tuple) or not reply:
-            return None
-        role = str(reply[0])
-        if role == "slave" and len(reply) >= 4:
-            try:
-                master = Address(str(reply[1]), int(str(reply[2])))
-            except ValueError:
-                return cls(role)
-            return cls(role, master, str(reply[3]))
-        return cls(role)
 
 
 @dataclass(frozen=True)
@@ -80,35 +59,15 @@ def routes_of(plan: HAProxyPlan, rows: Iterable[ServerState]) -> dict[str, Addre
     return routes
 
 
-def _read_verdict(
-    address: Address, master: Address, role: RoleInfo | None, down: Set[Address]
-) -> tuple[bool, str]:
-    if master == UNROUTED:
-        return False, "the shard has no route yet"
-    if address == master:
-        return False, "it is the master"
-    if address in down:
-        return False, "a Sentinel flags it down"
-    if role is None:
-        return False, "ROLE: no answer"
-    if role.role != "slave":
-        return False, f"ROLE says {role.role}"
-    if role.master != master:
-        return False, f"it follows {role.master}, not the master {master}"
-    if role.link != "connected":
-        return False, f"its link to {master} is {role.link}"
-    return True, f"replica of {master}, link connected"
-
-
 def wanted_pools(
     plan: HAProxyPlan,
     routes: Mapping[str, Address],
-    roles: Mapping[Address, RoleInfo | None],
+    roles: Mapping[Address, NodeFacts | None],
     down: Mapping[str, Set[Address]],
 ) -> list[Wanted]:
     """The wanted state of every read and write backend server.
 
-    `roles`: ROLE of each node (None: no answer); `down`: per shard, the nodes some answering
+    `roles`: the facts of each node (None: no answer); `down`: per shard, the nodes some answering
     Sentinel flags s_down / o_down / disconnected.
     """
     wanted: list[Wanted] = []
@@ -116,8 +75,10 @@ def wanted_pools(
         master = routes.get(shard.shard, UNROUTED)
         if shard.read_backend is not None:
             for node in shard.nodes:
-                ready, reason = _read_verdict(
-                    node.address, master, roles.get(node.address), down.get(shard.shard, set())
+                ready, reason = (
+                    (False, "the shard has no route yet")
+                    if master == UNROUTED
+                    else read_verdict(node.address, master, roles, down.get(shard.shard, set()))
                 )
                 wanted.append(Wanted(shard.read_backend, node.name, node.address, ready, reason))
     if plan.write_backend is not None:

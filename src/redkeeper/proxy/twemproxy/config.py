@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from redkeeper.errors import ApplyError, NutcrackerConfigError, Problem, ProcessError
+from redkeeper.errors import BUG, ApplyError, NutcrackerConfigError, Problem, ProcessError
 from redkeeper.fsutil import atomic_write
 from redkeeper.model import Address
 from redkeeper.process import find_binary
@@ -306,7 +306,7 @@ def plan_repoint(text: str, changes: Mapping[str, Address], *, source: str) -> s
             "",
             None,
             "the edited text does not re-parse to exactly the intended change; nothing was written",
-            "please report it as a BUG, with the file",
+            f"{BUG}, with the file",
         )
     return new_text
 

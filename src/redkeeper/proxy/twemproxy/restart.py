@@ -23,14 +23,15 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from redkeeper.errors import ProcessError
 from redkeeper.model import Address
 from redkeeper.process import ManagedProcess, ProcessRecord, read_record, write_record
+from redkeeper.proxy.base import RestartResult
+from redkeeper.waiting import poll_async
 
 __all__ = ["OUTPUT_LIMIT", "ManagedNutcracker", "RestartResult", "run_command"]
 
@@ -41,16 +42,6 @@ _KILL_WAIT = 2.0  # after SIGKILL, how long to wait for the process to disappear
 
 
 RECORD_NAME = "nutcracker.json"
-
-
-@dataclass(frozen=True)
-class RestartResult:
-    """The outcome of one restart: ok, how long it took, what it said, the new PID if known."""
-
-    ok: bool
-    duration_ms: float
-    output: str
-    pid: int | None = None
 
 
 def _read_tail(out: BinaryIO) -> str:
@@ -68,17 +59,6 @@ def _read_tail(out: BinaryIO) -> str:
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-
-
-async def _poll(done: Callable[[], bool], timeout: float, interval: float) -> bool:
-    """Call `done` every `interval` s until it is True (-> True) or `timeout` passes (-> False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if done():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
 
 
 async def run_command(argv: Sequence[str], *, timeout: float = 30.0) -> RestartResult:
@@ -213,7 +193,7 @@ class ManagedNutcracker:
                 same = recorded.argv == tuple(self.argv) and recorded.name == self.NAME
                 if same and recorded.alive():
                     self._record, self._proc = recorded, None
-                    if await _poll(lambda: _accepts(self.listen), self.ready_timeout, 0.01):
+                    if await poll_async(lambda: _accepts(self.listen), self.ready_timeout, 0.01):
                         return  # adopted: clients stay connected
                 # other argv (or a hung one): it must go before ours can listen
                 self._record, self._proc = recorded, None
@@ -277,10 +257,12 @@ class ManagedNutcracker:
         if self._gone() is False:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(record.pid, signal.SIGTERM)
-            if not await _poll(lambda: self._gone() is not False, self.stop_timeout, _EXIT_POLL):
+            if not await poll_async(
+                lambda: self._gone() is not False, self.stop_timeout, _EXIT_POLL
+            ):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(record.pid, signal.SIGKILL)
-                if not await _poll(lambda: self._gone() is not False, _KILL_WAIT, _EXIT_POLL):
+                if not await poll_async(lambda: self._gone() is not False, _KILL_WAIT, _EXIT_POLL):
                     raise ProcessError(f"nutcracker (pid {record.pid}) survives SIGKILL")
         self._record, self._proc = None, None
 
@@ -304,13 +286,13 @@ class ManagedNutcracker:
         def ready() -> bool:
             return proc.exited() is not None or _accepts(self.listen)
 
-        came_up = await _poll(ready, self.ready_timeout, _PORT_POLL)
+        came_up = await poll_async(ready, self.ready_timeout, _PORT_POLL)
         status = proc.exited()
         if status is None and came_up:
             return
         if status is None:
             proc.signal(signal.SIGKILL)
-            await _poll(lambda: proc.exited() is not None, _KILL_WAIT, _EXIT_POLL)
+            await poll_async(lambda: proc.exited() is not None, _KILL_WAIT, _EXIT_POLL)
         self._proc, self._record = None, None
         self._write_record(None)
         if status is not None:

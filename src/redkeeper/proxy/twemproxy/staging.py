@@ -6,10 +6,8 @@ read the staging file safely (no symlinks, no FIFOs, bounded size), validate it 
 command, and watch the staging file with inotify (on its directory: writers rename a
 finished file into place, which a watch on the old inode would miss).
 
-It also owns the `<nutcracker.yml>.restart-pending` marker shared by every writer of
-nutcracker.yml (agent, reconfig hook, watcher): created just before a write, removed after
-the restart succeeded, so a failed or interrupted restart is retried even though the file
-already holds the new content.
+The install itself goes through `proxy.twemproxy.apply`, the one apply sequence (lock,
+`restart-pending` marker, write, restart) shared with the agent and the reconfig hook.
 """
 
 from __future__ import annotations
@@ -24,8 +22,10 @@ from pathlib import Path
 
 from inotify_simple import INotify, flags  # type: ignore[import-untyped]
 
-from redkeeper.errors import ApplyError, NutcrackerConfigError, Problem, RedkeeperError
+from redkeeper.errors import BUG, ApplyError, NutcrackerConfigError, Problem, RedkeeperError
 from redkeeper.fsutil import atomic_write, backup_path
+from redkeeper.proxy.base import RestartResult
+from redkeeper.proxy.twemproxy.apply import install_and_restart, pending_path
 from redkeeper.proxy.twemproxy.config import validate_with_nutcracker
 from redkeeper.proxy.twemproxy.restart import run_command
 
@@ -33,17 +33,11 @@ __all__ = [
     "MAX_STAGED_BYTES",
     "apply_staged_once",
     "checked_by_nutcracker",
-    "pending_path",
     "read_staged",
     "watch_staging",
 ]
 
 MAX_STAGED_BYTES = 1 << 20
-
-
-def pending_path(config: Path) -> Path:
-    """Exists from just before nutcracker.yml is written until nutcracker restarted on it."""
-    return config.with_name(config.name + ".restart-pending")
 
 
 def checked_by_nutcracker(real: Path) -> Callable[[Path], None]:
@@ -88,43 +82,42 @@ async def apply_staged_once(
     staging: Path, config: Path, argv: Sequence[str], restart_timeout: float
 ) -> str:
     """Install the staging file as `config` and restart nutcracker when anything changed (or
-    a restart is still pending). Returns what happened, for the log.
+    a restart is still pending), through the one apply sequence
+    (`proxy.twemproxy.apply.install_and_restart`). Returns what happened, for the log.
 
     NutcrackerConfigError: the staged file is invalid; `config` is untouched.
     ApplyError: the staged file is unsafe to read, or the restart failed (the marker stays,
     so the next call restarts again).
     """
     staged = read_staged(staging)
-    pending = pending_path(config)
-    applied = False
-    if staged is not None:
+
+    def write() -> bool:
+        if staged is None:
+            return False
         try:
-            live: bytes | None = config.read_bytes()
+            if config.read_bytes() == staged:
+                return False
         except FileNotFoundError:
-            live = None
-        if staged != live:
-            had_pending = pending.exists()
-            pending.touch()
-            try:
-                atomic_write(config, staged, validate=checked_by_nutcracker(staging), backup=True)
-            except BaseException:
-                if not had_pending:
-                    pending.unlink(missing_ok=True)
-                raise
-            applied = True
-    if not applied and not pending.exists():
+            pass
+        atomic_write(config, staged, validate=checked_by_nutcracker(staging), backup=True)
+        return True
+
+    async def restart() -> RestartResult:
+        return await run_command(argv, timeout=restart_timeout)
+
+    outcome = await install_and_restart(config, write, restart)
+    result = outcome.restart
+    if result is None:
         return "nothing staged" if staged is None else "staged config already live"
-    result = await run_command(argv, timeout=restart_timeout)
     if not result.ok:
         raise ApplyError(
             f"restart command failed after {result.duration_ms:.0f} ms (retried on the next "
             f"change or poll): {result.output.strip()}"
         )
-    pending.unlink(missing_ok=True)
     said = f" ({result.output.strip()})" if result.output.strip() else ""
     what = (
         f"Applied staged config {staging} to {config} (previous kept in {backup_path(config)})"
-        if applied
+        if outcome.written
         else f"Retried the pending restart for {config}"
     )
     return f"{what}; nutcracker restarted in {result.duration_ms:.0f} ms{said}"
@@ -162,7 +155,7 @@ async def watch_staging(
             for line in str(exc).splitlines():
                 log(f"error: {line}")
         except Exception as exc:
-            log(f"error: unexpected {type(exc).__name__}: {exc} (please report it as a BUG)")
+            log(f"error: unexpected {type(exc).__name__}: {exc} ({BUG})")
 
     inotify = INotify()
     try:

@@ -1,44 +1,45 @@
-"""Where the agent applies a decision: nutcracker.yml + a restart strategy.
+"""nutcracker as the agent's target: nutcracker.yml plus a restart strategy (`proxy.base`).
 
-- ManagedTarget: the agent runs nutcracker as its child (what `redkeeper up` uses).
-- CommandTarget: an argv command restarts it (`systemctl restart …`), exit status checked.
-- StagingTarget: the new config goes to a staging file; `redkeeper apply-staged` (privileged)
-  installs it and restarts.
+- `ManagedTarget`: the agent runs nutcracker as its child (what `redkeeper up` uses).
+- `CommandTarget`: an argv command restarts it (`systemctl restart …`), exit status checked,
+  then the listen port must accept.
+- `StagingTarget`: the new config goes to a staging file; `redkeeper apply-staged`
+  (privileged) installs it and restarts.
 
-A `<config>.restart-pending` marker is created before a write and removed after a successful
-restart, so a crash or a failed restart between the two is repaired by the next cycle (or the
-next agent) instead of leaving nutcracker on a config that is not the one on disk.
+The managed and command targets write through `proxy.twemproxy.apply.install_and_restart`,
+the one apply sequence (lock, pending marker, write, restart) shared with the hook and the
+watcher. `routes()` is what the file on disk says.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
 
+from redkeeper.core.nodes import NodesView
 from redkeeper.errors import ApplyError, NutcrackerConfigError, Problem
-from redkeeper.fsutil import atomic_write, exclusive_lock
+from redkeeper.fsutil import atomic_write
 from redkeeper.model import Address
 from redkeeper.process import pid_alive
 from redkeeper.process.ports import port_open
-from redkeeper.proxy.twemproxy import (
+from redkeeper.proxy.base import ApplyOutcome, RestartResult
+from redkeeper.proxy.twemproxy.apply import (
+    install_and_restart,
+    locked,
+    pending_path,
+    repair_pending,
+)
+from redkeeper.proxy.twemproxy.config import (
     load_pools,
     plan_repoint,
     repoint_file,
     validate_with_nutcracker,
 )
-from redkeeper.proxy.twemproxy.restart import ManagedNutcracker, RestartResult, run_command
-
-
-@dataclass(frozen=True)
-class ApplyOutcome:
-    written: bool
-    restart: RestartResult | None
+from redkeeper.proxy.twemproxy.restart import ManagedNutcracker, run_command
+from redkeeper.waiting import poll_async
 
 
 def routes_from_text(text: str, source: str) -> dict[str, Address]:
@@ -71,78 +72,53 @@ def read_text(path: Path) -> str:
         ) from None
 
 
-LOCK_TIMEOUT = 10.0
-
-
-@contextlib.asynccontextmanager
-async def locked(path: Path) -> AsyncIterator[None]:
-    """The same `<file>.lock` flock that `redkeeper reconfig-hook` takes, so the agent and
-    Sentinel's hook never interleave a read-modify-write-restart on one file."""
-    lock = exclusive_lock(path, LOCK_TIMEOUT)
-    await asyncio.to_thread(lock.__enter__)
-    try:
-        yield
-    finally:
-        lock.__exit__(None, None, None)
-
-
-class Target(Protocol):
-    description: str
-
-    async def prepare(self) -> None: ...
-
-    def routes(self) -> dict[str, Address]: ...
-
-    async def apply(self, changes: Mapping[str, Address]) -> ApplyOutcome: ...
-
-    async def repair(self) -> RestartResult | None: ...
+def file_routes(path: Path) -> dict[str, Address]:
+    return routes_from_text(read_text(path), str(path))
 
 
 class _RestartingTarget:
     """Shared by the managed and command strategies: edit nutcracker.yml, then restart."""
 
     description = "nutcracker"
+    needs_nodes = False
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, listen: Address | None) -> None:
         self.config = config
-        self.pending = config.with_name(config.name + ".restart-pending")
-
-    def routes(self) -> dict[str, Address]:
-        return routes_from_text(read_text(self.config), str(self.config))
+        self.listen = listen
 
     async def _restart(self) -> RestartResult:
         raise NotImplementedError
 
     async def prepare(self) -> None:
-        self.routes()  # fail early and clearly: missing, corrupt, unnamed servers
+        file_routes(self.config)  # fail early and clearly: missing, corrupt, unnamed servers
+
+    async def routes(self) -> dict[str, Address]:
+        return file_routes(self.config)
 
     async def apply(self, changes: Mapping[str, Address]) -> ApplyOutcome:
-        async with locked(self.config):
-            self.pending.touch()
-            written = await asyncio.to_thread(
-                repoint_file, self.config, changes, validate=validate_with_nutcracker
-            )
-            if written is None:
-                self.pending.unlink(missing_ok=True)
-                return ApplyOutcome(False, None)
-            result = await self._restart()
-            if result.ok:
-                self.pending.unlink(missing_ok=True)
-            return ApplyOutcome(True, result)
+        def write() -> bool:
+            new = repoint_file(self.config, changes, validate=validate_with_nutcracker)
+            return new is not None
 
-    async def repair(self) -> RestartResult | None:
-        """Restart when a previous write was not followed by a successful restart."""
-        if not self.pending.exists():
-            return None
-        result = await self._restart()
-        if result.ok:
-            self.pending.unlink(missing_ok=True)
-        return result
+        return await install_and_restart(self.config, write, self._restart)
+
+    async def verify(self, changes: Mapping[str, Address]) -> None:
+        routes = file_routes(self.config)
+        wrong = [s for s, a in changes.items() if routes.get(s) != a]
+        if wrong:
+            raise ApplyError(f"{self.config} does not route {', '.join(sorted(wrong))} as applied")
+        if self.listen is not None:
+            listen = self.listen
+            if not await asyncio.to_thread(port_open, listen.host, listen.port, 0.5):
+                raise ApplyError(f"nutcracker does not accept on {listen} after the restart")
+
+    async def repair(self, nodes: NodesView | None) -> RestartResult | None:
+        return await repair_pending(self.config, self._restart)
 
 
 class ManagedTarget(_RestartingTarget):
     def __init__(self, config: Path, nutcracker: ManagedNutcracker) -> None:
-        super().__init__(config)
+        super().__init__(config, nutcracker.listen)
         self.nutcracker = nutcracker
         self.description = f"managed nutcracker ({config})"
 
@@ -153,24 +129,23 @@ class ManagedTarget(_RestartingTarget):
     async def _restart(self) -> RestartResult:
         return await self.nutcracker.restart()
 
-    async def repair(self) -> RestartResult | None:
+    async def repair(self, nodes: NodesView | None) -> RestartResult | None:
         pid = self.nutcracker.pid
         if pid is None or not pid_alive(pid):
-            self.pending.unlink(missing_ok=True)  # a fresh start reads the file on disk
             started = time.monotonic()
             await self.nutcracker.ensure_running()
+            pending_path(self.config).unlink(missing_ok=True)  # it read the file on disk
             elapsed = (time.monotonic() - started) * 1000
             return RestartResult(True, elapsed, "nutcracker was not running; started it")
-        return await super().repair()
+        return await super().repair(nodes)
 
 
 class CommandTarget(_RestartingTarget):
     def __init__(self, config: Path, argv: Sequence[str], listen: Address | None) -> None:
-        super().__init__(config)
+        super().__init__(config, listen)
         if not argv:
             raise ApplyError("--restart-cmd needs a command (argv), e.g. systemctl restart …")
         self.argv = list(argv)
-        self.listen = listen
         self.description = f"nutcracker via {' '.join(self.argv)}"
 
     async def _restart(self) -> RestartResult:
@@ -178,11 +153,13 @@ class CommandTarget(_RestartingTarget):
         result = await run_command(self.argv)
         if result.ok and self.listen is not None:
             listen = self.listen
-            deadline = time.monotonic() + 10.0
-            while not await asyncio.to_thread(port_open, listen.host, listen.port, 0.05):
-                if time.monotonic() > deadline:
-                    return RestartResult(False, result.duration_ms, f"{listen} did not open")
-                await asyncio.sleep(0.002)
+            opened = await poll_async(
+                lambda: asyncio.to_thread(port_open, listen.host, listen.port, 0.05),
+                timeout=10.0,
+                interval=0.002,
+            )
+            if not opened:
+                return RestartResult(False, result.duration_ms, f"{listen} did not open")
         return RestartResult(
             result.ok, (time.monotonic() - started) * 1000, result.output, result.pid
         )
@@ -190,6 +167,8 @@ class CommandTarget(_RestartingTarget):
 
 class StagingTarget:
     """Write the desired config to a staging file; a privileged watcher applies it."""
+
+    needs_nodes = False
 
     def __init__(self, config: Path, staging: Path) -> None:
         self.config = config
@@ -202,9 +181,9 @@ class StagingTarget:
         return read_text(self.config), self.config
 
     async def prepare(self) -> None:
-        self.routes()
+        await self.routes()
 
-    def routes(self) -> dict[str, Address]:
+    async def routes(self) -> dict[str, Address]:
         text, path = self._desired_text()
         return routes_from_text(text, str(path))
 
@@ -219,5 +198,11 @@ class StagingTarget:
             )
             return ApplyOutcome(written, None)
 
-    async def repair(self) -> RestartResult | None:
+    async def verify(self, changes: Mapping[str, Address]) -> None:
+        routes = await self.routes()
+        wrong = [s for s, a in changes.items() if routes.get(s) != a]
+        if wrong:
+            raise ApplyError(f"{self.staging} does not route {', '.join(sorted(wrong))}")
+
+    async def repair(self, nodes: NodesView | None) -> RestartResult | None:
         return None

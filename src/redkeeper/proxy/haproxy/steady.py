@@ -12,12 +12,12 @@ then `show servers state` must show it (else ApplyError). No reload of HAProxy, 
 nutcracker: only the sessions of the failed shard are cut.
 
 `routes()` is what HAProxy reports, so the loop stays level-triggered: an HAProxy that
-restarted (its shards' servers come back disabled) is repointed by the next cycle. Every cycle
-without a change also starts a managed nutcracker that is not running and, in the background,
-converges the read and write backends (`proxy.haproxy.pools`); a lock makes applies and pool
-changes one writer of HAProxy's state. After every change the state is saved (off the
-apply's path) to the server-state file, from which a restarted HAProxy restores its read
-backends.
+restarted (its shards' servers come back disabled) is repointed by the next cycle. `repair`
+(every cycle without a change) starts a managed nutcracker that is not running and converges
+the read and write backends (`proxy.haproxy.pools`) from the node facts the agent's
+observation gathered (`needs_nodes`); it has no loop or probe of its own. After every change
+the state is saved (off the apply's path) to the server-state file, from which a restarted
+HAProxy restores its read backends.
 """
 
 from __future__ import annotations
@@ -28,17 +28,14 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from redis.exceptions import RedisError
-
-from redkeeper.agent.logs import BUG
-from redkeeper.agent.targets import ApplyOutcome, read_text, routes_from_text
-from redkeeper.errors import NutcrackerConfigError, Problem, RedkeeperError
+from redkeeper.core.nodes import NodesView
+from redkeeper.errors import BUG, NutcrackerConfigError, Problem, RedkeeperError
 from redkeeper.fsutil import atomic_write
 from redkeeper.model import Address
 from redkeeper.process import pid_alive
+from redkeeper.proxy.base import ApplyOutcome, RestartResult
 from redkeeper.proxy.haproxy.pools import (
     UNROUTED,
-    RoleInfo,
     Wanted,
     missing_servers,
     pool_changes,
@@ -51,24 +48,11 @@ from redkeeper.proxy.haproxy.runtime import (
     RuntimeAPI,
     ServerState,
 )
-from redkeeper.proxy.twemproxy.restart import ManagedNutcracker, RestartResult
-from redkeeper.rediskit import aclose, async_client, command
+from redkeeper.proxy.twemproxy.restart import ManagedNutcracker
+from redkeeper.proxy.twemproxy.targets import file_routes
 from redkeeper.render.haproxy import HAProxyPlan
-from redkeeper.sentinel.client import query_replicas
 
 log = logging.getLogger("redkeeper.agent")
-
-
-async def node_role(address: Address, password: str | None, timeout: float) -> RoleInfo | None:
-    """A node's ROLE, or None when it does not answer within `timeout`."""
-    client = async_client(address, password, timeout)
-    try:
-        async with asyncio.timeout(timeout):
-            return RoleInfo.parse(await command(client, "ROLE"))
-    except (RedisError, OSError, TimeoutError):
-        return None
-    finally:
-        await aclose(client)
 
 
 class SteadyTarget:
@@ -79,26 +63,17 @@ class SteadyTarget:
         plan: HAProxyPlan,
         api: RuntimeAPI,
         *,
-        sentinels: Sequence[Address],
-        password: str | None = None,
         nutcracker: ManagedNutcracker | None = None,
         nutcracker_config: Path | None = None,
-        sentinel_timeout: float = 0.5,
-        role_timeout: float = 0.3,
     ) -> None:
         self.plan = plan
         self.api = api
-        self.sentinels = list(sentinels)
-        self.password = password
         self.nutcracker = nutcracker
         self.nutcracker_config = nutcracker_config
-        self.sentinel_timeout = sentinel_timeout
-        self.role_timeout = role_timeout
         self.description = f"HAProxy runtime API at {plan.admin_socket} (steady mode)"
         self._applied: dict[str, Address] = {}  # what this agent last verified, per shard
         self.reapplied = 0  # shards repointed because HAProxy had lost them (restarts)
         self._lock = asyncio.Lock()  # one writer of HAProxy's state: applies and pool syncs
-        self._pools_task: asyncio.Task[None] | None = None
         self._save_task: asyncio.Task[None] | None = None
         self._save_wanted = False
 
@@ -117,7 +92,7 @@ class SteadyTarget:
         if self.nutcracker_config is None:
             return
         path = self.nutcracker_config
-        routes = routes_from_text(read_text(path), str(path))
+        routes = file_routes(path)
         wrong = [
             f"{shard} -> {routes.get(shard)} (steady mode needs {frontend})"
             for shard, frontend in self.plan.frontends().items()
@@ -137,6 +112,8 @@ class SteadyTarget:
 
     # ---- Target protocol -----------------------------------------------------------------
 
+    needs_nodes = True
+
     async def prepare(self) -> None:
         self._check_pool_file()
         if self.nutcracker is not None:
@@ -153,9 +130,9 @@ class SteadyTarget:
             if address != UNROUTED
         }
 
-    def routes(self) -> dict[str, Address]:
-        """Where HAProxy routes each shard now (blocking, bounded: a local socket)."""
-        rows = self.api.servers_state_sync()
+    async def routes(self) -> dict[str, Address]:
+        """Where HAProxy routes each shard now."""
+        rows = await self.api.servers_state()
         self._check_layout(rows)
         routes = routes_of(self.plan, rows)
         for shard, address in routes.items():
@@ -213,9 +190,16 @@ class SteadyTarget:
         self._save_state_soon()
         return ApplyOutcome(True, None)
 
-    async def repair(self) -> RestartResult | None:
+    async def verify(self, changes: Mapping[str, Address]) -> None:
+        """`apply` already read HAProxy's state back; check once more from a fresh read."""
+        routes = routes_of(self.plan, await self.api.servers_state())
+        wrong = [s for s, a in sorted(changes.items()) if routes.get(s) != a]
+        if wrong:
+            raise HAProxyCommandError(f"HAProxy no longer routes {', '.join(wrong)} as applied")
+
+    async def repair(self, nodes: NodesView | None) -> RestartResult | None:
         """Start a managed nutcracker that is not running; converge the read and write pools
-        in the background (their probes never delay the next cycle's apply)."""
+        from `nodes` (the agent's latest node facts)."""
         result = None
         if self.nutcracker is not None:
             pid = self.nutcracker.pid
@@ -224,55 +208,22 @@ class SteadyTarget:
                 await self.nutcracker.ensure_running()
                 elapsed = (time.monotonic() - started) * 1000
                 result = RestartResult(True, elapsed, "nutcracker was not running; started it")
-        if self._pools_task is None or self._pools_task.done():
-            self._pools_task = asyncio.create_task(self._sync_pools_logged(), name="pools")
+        if nodes is not None:
+            await self.sync_pools(nodes)
         return result
 
     # ---- read and write backends ---------------------------------------------------------
 
-    async def _down_by_sentinels(self) -> dict[str, set[Address]]:
-        names = [s.shard for s in self.plan.shards if s.read_backend is not None]
-        if not names or not self.sentinels:
-            return {}
-        answers = await asyncio.gather(
-            *(
-                query_replicas(s, names, password=self.password, timeout=self.sentinel_timeout)
-                for s in self.sentinels
-            )
-        )
-        down: dict[str, set[Address]] = {}
-        for answer in answers:
-            for name, replicas in (answer or {}).items():
-                down.setdefault(name, set()).update(r.address for r in replicas if r.down)
-        return down
-
-    async def _sync_pools_logged(self) -> None:
-        try:
-            await self.sync_pools()
-        except RedkeeperError as exc:  # HAProxy down: the cycles report it
-            log.debug("read/write pools not synced: %s", exc)
-        except Exception:
-            log.exception("unexpected error while syncing HAProxy's pools; %s", BUG)
-
-    async def sync_pools(self) -> None:
-        """Converge every read and write backend server to `wanted_pools` (level-triggered).
-
-        The probes (ROLE of every node, Sentinel's flags) run unlocked; the changes are
-        computed under the lock from HAProxy's state at that moment, so an apply running
-        meanwhile is never undone."""
+    async def sync_pools(self, nodes: NodesView) -> None:
+        """Converge every read and write backend server to `wanted_pools` (level-triggered),
+        from HAProxy's state read under the lock, so an apply is never undone."""
         if not any(s.read_backend for s in self.plan.shards) and self.plan.write_backend is None:
             return
-        nodes = sorted({n.address for s in self.plan.shards for n in s.nodes})
-        found, down = await asyncio.gather(
-            asyncio.gather(*(node_role(a, self.password, self.role_timeout) for a in nodes)),
-            self._down_by_sentinels(),
-        )
-        roles = dict(zip(nodes, found, strict=True))
         async with self._lock:
             rows = await self.api.servers_state()
             self._check_layout(rows)
             routes = routes_of(self.plan, rows)
-            changes = pool_changes(wanted_pools(self.plan, routes, roles, down), rows)
+            changes = pool_changes(wanted_pools(self.plan, routes, nodes.facts, nodes.down), rows)
             await self._set_pools(changes)
         if changes:
             self._save_state_soon()

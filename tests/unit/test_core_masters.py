@@ -1,21 +1,22 @@
-"""Unit tests of the majority/epoch view and of `SENTINEL MASTERS` reply parsing (fakes)."""
+"""Unit tests of THE rule (`core.masters`) and of Sentinel reply parsing (fakes)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
+
 import pytest
 
+from redkeeper.core import MasterReport, MasterVerdict, SentinelAnswer, Status, majority
+from redkeeper.core.masters import decide_masters
 from redkeeper.model import Address
-from redkeeper.sentinel.view import (
-    MasterReport,
-    SentinelAnswer,
-    Status,
-    decide,
-    majority,
+from redkeeper.sentinel import (
+    parse_master_addr,
     parse_master_entry,
     parse_masters_reply,
 )
 
-S1, S2, S3, S4, S5 = (Address("127.0.0.1", 26379 + i) for i in range(5))
+S1, S2, S3, S4, S5 = SENTINELS = tuple(Address("127.0.0.1", 26379 + i) for i in range(5))
 M1 = Address("10.0.0.1", 6379)
 M2 = Address("10.0.0.2", 6379)
 M3 = Address("10.0.0.3", 6379)
@@ -39,6 +40,13 @@ def answer(sentinel: Address, *reports: tuple[Address, int] | MasterReport) -> S
         r = item if isinstance(item, MasterReport) else report(sentinel, item[0], item[1])
         parsed[r.name] = r
     return SentinelAnswer(sentinel, parsed, None)
+
+
+def decide(
+    answers: list[SentinelAnswer], configured: int, names: Iterable[str] | None = None
+) -> dict[str, MasterVerdict]:
+    """The verdicts with the first `configured` of S1..S5 as the configured Sentinels."""
+    return decide_masters(answers, SENTINELS[:configured], names).verdicts
 
 
 def down(sentinel: Address) -> SentinelAnswer:
@@ -174,8 +182,66 @@ def test_duplicate_answers_from_one_sentinel_count_once() -> None:
 
 
 def test_configured_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="at least one"):
         decide([], 0)
+
+
+def test_duplicate_configured_addresses_count_once() -> None:
+    # S1 configured three times is one Sentinel: 1 of 1 answering is a majority of 1 ...
+    view = decide_masters([answer(S1, (M1, 3))], [S1, S1, S1])
+    assert (view.configured, view.needed, view.answered) == (1, 1, 1)
+    # ... and with S2 and S3 configured too, S1 alone is 1 of 3.
+    view = decide_masters([answer(S1, (M1, 3))], [S1, S1, S2, S3])
+    assert view.verdicts["shard1"].status is Status.NO_MAJORITY
+    assert view.silent == (S2, S3)
+
+
+def test_answers_from_unconfigured_sentinels_do_not_count() -> None:
+    rogue = Address("10.9.9.9", 26379)
+    answers = [answer(S1, (M1, 3)), answer(rogue, (M2, 9)), down(S2), down(S3)]
+    view = decide_masters(answers, [S1, S2, S3])
+    assert not view.has_majority and view.answered == 1
+    answers = [answer(S1, (M1, 3)), answer(S2, (M1, 3)), answer(rogue, (M2, 9))]
+    assert decide_masters(answers, [S1, S2, S3]).verdicts["shard1"].address == M1
+
+
+def test_leader_quirk_takes_the_current_address_while_failing_over() -> None:
+    # Between +promoted-slave and +failover-end the leader shows the OLD address with the
+    # NEW epoch; GET-MASTER-ADDR-BY-NAME (current_address) already says the promoted one.
+    leader = replace(
+        report(S1, M1, 4),
+        flags=frozenset({"master", "failover_in_progress"}),
+        current_address=M2,
+    )
+    answers = [answer(S1, leader), answer(S2, (M1, 3)), answer(S3, (M1, 3))]
+    v = decide(answers, 3)["shard1"]
+    assert (v.status, v.address, v.config_epoch) == (Status.OK, M2, 4)
+    # Without the flag the current address is not used (it is only asked during failover).
+    stale = replace(leader, flags=frozenset({"master"}))
+    assert decide([answer(S1, stale), down(S2), answer(S3, (M1, 3))], 3)["shard1"].address == M1
+
+
+def test_flags_and_in_failover_are_unions_over_answers() -> None:
+    odown = replace(report(S2, M1, 3), flags=frozenset({"master", "o_down"}))
+    view = decide_masters([answer(S1, (M1, 3)), answer(S2, odown), down(S3)], SENTINELS[:3])
+    assert view.flags["shard1"] == {"master", "o_down"}
+    assert view.in_failover() == {"shard1"}
+    assert view.addresses() == {"shard1": M1}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (["127.0.0.1", "6667"], Address("127.0.0.1", 6667)),
+        ([b"10.0.0.2", b"6379"], Address("10.0.0.2", 6379)),
+        (None, None),
+        (["127.0.0.1"], None),
+        (["127.0.0.1", "0"], None),
+        (["", "6379"], None),
+    ],
+)
+def test_parse_master_addr(raw: object, expected: Address | None) -> None:
+    assert parse_master_addr(raw) == expected
 
 
 # --- SENTINEL MASTERS parsing ------------------------------------------------------------
