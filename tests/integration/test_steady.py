@@ -8,6 +8,7 @@ restart is repaired by the agent.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import threading
@@ -53,7 +54,7 @@ def _plan(topology: Topology) -> HAProxyPlan:
 
 
 def _rows(topology: Topology) -> list[ServerState]:
-    return RuntimeAPI(_plan(topology).admin_socket).servers_state_sync()
+    return asyncio.run(RuntimeAPI(_plan(topology).admin_socket).servers_state())
 
 
 def _routes(topology: Topology) -> dict[str, Address]:

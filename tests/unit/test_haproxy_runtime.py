@@ -128,7 +128,7 @@ def test_async_and_sync_commands(fake: tuple[FakeSocket, RuntimeAPI]) -> None:
             await api.execute("frobnicate")
 
     asyncio.run(scenario())
-    assert len(api.servers_state_sync()) == 3
+    assert len(asyncio.run(api.servers_state())) == 3
     assert server.received[1:5] == [
         "set server shard1/master addr 127.0.0.2 port 6667",
         "set server shard1:read/shard1-2 state maint",
@@ -141,14 +141,12 @@ def test_one_line_only(fake: tuple[FakeSocket, RuntimeAPI]) -> None:
     _server, api = fake
     for bad in ("show info; shutdown frontend x", "show info\nshow stat", ""):
         with pytest.raises(ValueError, match="single"):
-            api.execute_sync(bad)
+            asyncio.run(api.execute(bad))
 
 
 def test_no_socket_is_unavailable(tmp_path: Path) -> None:
     api = RuntimeAPI(tmp_path / "missing.sock", timeout=0.2)
     with pytest.raises(HAProxyUnavailableError, match=r"missing\.sock"):
-        api.servers_state_sync()
-    with pytest.raises(HAProxyUnavailableError):
         asyncio.run(api.servers_state())
 
 
@@ -161,8 +159,6 @@ def test_a_hung_haproxy_is_bounded(tmp_path: Path) -> None:
         listener.listen(8)
         api = RuntimeAPI(path, timeout=0.2)
         started = time.monotonic()
-        with pytest.raises(HAProxyUnavailableError, match="no answer"):
-            api.execute_sync("show servers state")
         with pytest.raises(HAProxyUnavailableError, match="no answer"):
             asyncio.run(api.execute("show servers state"))
         assert time.monotonic() - started < 1.5

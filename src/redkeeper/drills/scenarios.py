@@ -30,7 +30,6 @@ Action = Literal[
     "watch-old-master",  # read what the old (resumed) master accepts until it is demoted
 ]
 
-WU_BOUNDS = ("dam+5s", "dam+2ft+5s", "none")
 WuBound = Literal["dam+5s", "dam+2ft+5s", "none"]
 
 

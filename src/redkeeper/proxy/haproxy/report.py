@@ -7,6 +7,7 @@ Never raises for an HAProxy that is down: the status says so instead.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -40,7 +41,7 @@ class HAProxyStatus:
 
 def servers(plan: HAProxyPlan, timeout: float = 0.5) -> list[ServerState]:
     """`show servers state`; raises ApplyError (HAProxy down, or another config)."""
-    return RuntimeAPI(plan.admin_socket, timeout).servers_state_sync()
+    return asyncio.run(RuntimeAPI(plan.admin_socket, timeout).servers_state())
 
 
 def not_ready(plan: HAProxyPlan, expected: Mapping[str, Address]) -> str | None:

@@ -1,9 +1,9 @@
 """HAProxy's Runtime API (the admin socket): one command per connection, bounded, typed.
 
 HAProxy's non-interactive CLI reads one line, answers, and closes the connection; this client
-does exactly that, asyncio (`RuntimeAPI.execute`) for the agent and blocking
-(`execute_sync`) for the short synchronous reads of `routes()` and `status`. Every exchange is
-bounded by `timeout` (connect + send + read until HAProxy closes).
+does exactly that, with asyncio (`RuntimeAPI.execute`; blocking callers such as `status` use
+`asyncio.run`). Every exchange is bounded by `timeout` (connect + send + read until HAProxy
+closes).
 
 `show servers state` is parsed into `ServerState` rows by its header line (format 1 of
 HAProxy 2.x). Failures are `ApplyError` subclasses: `HAProxyUnavailableError` (no socket, no
@@ -13,7 +13,6 @@ answer) and `HAProxyCommandError` (HAProxy refused the command: no such backend,
 from __future__ import annotations
 
 import asyncio
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -171,23 +170,6 @@ class RuntimeAPI:
                 writer.close()
         return _check_reply(command, data.decode(errors="replace"))
 
-    def execute_sync(self, command: str) -> str:
-        """`execute`, blocking (a local socket: well under a millisecond when HAProxy is well)."""
-        _validate(command)
-        chunks: list[bytes] = []
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(self.timeout)
-                sock.connect(str(self.path))
-                sock.sendall(command.encode() + b"\n")
-                while chunk := sock.recv(65536):
-                    chunks.append(chunk)
-        except TimeoutError:
-            raise self._unavailable(f"no answer to {command!r} within {self.timeout:g} s") from None
-        except OSError as exc:
-            raise self._unavailable(exc.strerror or str(exc)) from None
-        return _check_reply(command, b"".join(chunks).decode(errors="replace"))
-
     # ---- typed commands ------------------------------------------------------------------
 
     def _parse(self, text: str) -> list[ServerState]:
@@ -198,9 +180,6 @@ class RuntimeAPI:
 
     async def servers_state(self) -> list[ServerState]:
         return self._parse(await self.execute("show servers state"))
-
-    def servers_state_sync(self) -> list[ServerState]:
-        return self._parse(self.execute_sync("show servers state"))
 
     async def state_file_text(self) -> str:
         """`show servers state` verbatim: what HAProxy reads back from its server-state file."""
