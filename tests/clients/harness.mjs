@@ -59,15 +59,16 @@ function splitEndpoint(text) {
 }
 
 function parseArgs(argv) {
-  const args = { endpoint: null, timeout: 10, settings: 'default' };
+  const args = { endpoint: null, timeout: 10, settings: 'default', package: null };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--timeout') args.timeout = Number(argv[++i]);
     else if (argv[i] === '--settings') args.settings = argv[++i];
+    else if (argv[i] === '--package') args.package = argv[++i];
     else args.endpoint = argv[i];
   }
   if (!args.endpoint || !(args.timeout > 0) || !SETTINGS.includes(args.settings)) {
     process.stdout.write(
-      'usage: node SCRIPT HOST:PORT [--timeout S] [--settings default|nutcracker]\n',
+      'usage: node SCRIPT HOST:PORT [--timeout S] [--settings default|nutcracker] [--package NAME]\n',
     );
     process.exit(2);
   }
@@ -75,8 +76,11 @@ function parseArgs(argv) {
 }
 
 export class Run {
+  // `packageName` is the npm package to load unless --package names another (an npm alias
+  // such as "redis-6" for a second major version side by side).
   constructor(client, packageName) {
     const args = parseArgs(process.argv.slice(2));
+    packageName = args.package ?? packageName;
     this.client = client;
     this.endpoint = args.endpoint;
     Object.assign(this, splitEndpoint(args.endpoint));

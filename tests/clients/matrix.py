@@ -48,9 +48,12 @@ class Client:
     name: str
     script: str
     runtime: Literal["python", "node"]
-    #: The package whose version the report gives; its major version must be `major`.
+    #: The package whose version the report gives (an npm alias for a second major version
+    #: side by side); its major version must be `major`.
     package: str
     major: int
+    #: Extra arguments for the script.
+    args: tuple[str, ...] = ()
 
     def __str__(self) -> str:  # the pytest id
         return self.name
@@ -63,8 +66,12 @@ class Client:
 REDIS_PY = Client("redis-py", "redis_py_sync.py", "python", "redis", 8)
 REDIS_PY_ASYNCIO = Client("redis-py-asyncio", "redis_py_async.py", "python", "redis", 8)
 NODE_REDIS = Client("node-redis", "node_redis.mjs", "node", "redis", 5)
+#: npm's `redis` latest is 6.x: what `npm install redis` gives a new user today.
+NODE_REDIS_6 = Client(
+    "node-redis-6", "node_redis.mjs", "node", "redis-6", 6, ("--package", "redis-6")
+)
 IOREDIS = Client("ioredis", "ioredis.mjs", "node", "ioredis", 6)
-CLIENTS = [REDIS_PY, REDIS_PY_ASYNCIO, NODE_REDIS, IOREDIS]
+CLIENTS = [REDIS_PY, REDIS_PY_ASYNCIO, NODE_REDIS, NODE_REDIS_6, IOREDIS]
 
 
 class ClientFailedError(AssertionError):
@@ -159,6 +166,7 @@ def command_for(
     """argv and environment that run `client`'s script."""
     host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
     args = [f"{host}:{endpoint.port}", "--timeout", f"{script_timeout:g}", "--settings", settings]
+    args += client.args
     env = dict(os.environ)
     if client.runtime == "python":
         return [sys.executable, str(client.path), *args], env

@@ -28,6 +28,7 @@ from tests.clients.matrix import (
     CLIENTS,
     IOREDIS,
     NODE_REDIS,
+    NODE_REDIS_6,
     REDIS_PY,
     REDIS_PY_ASYNCIO,
     Client,
@@ -62,6 +63,12 @@ NUTCRACKER_FAILURES: dict[str, tuple[str, str, str]] = {
     NODE_REDIS.name: (
         "node-redis opens with CLIENT SETINFO: nutcracker closes the connection, node-redis "
         "reconnects for ever and connect() hangs",
+        "connect",
+        r"^timeout: .*\(hung\)$",
+    ),
+    NODE_REDIS_6.name: (
+        "node-redis 6 opens with HELLO 3, CLIENT SETINFO and CLIENT MAINT_NOTIFICATIONS: "
+        "nutcracker closes the connection, node-redis reconnects for ever and connect() hangs",
         "connect",
         r"^timeout: .*\(hung\)$",
     ),
