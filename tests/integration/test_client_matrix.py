@@ -16,7 +16,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -172,9 +171,7 @@ def test_redis_cli(where: str, request: pytest.FixtureRequest, redis_endpoint: A
 
 
 @pytest.mark.parametrize("client", [REDIS_PY, REDIS_PY_ASYNCIO], ids=str)
-def test_a_fallback_warning_fails_the_matrix(
-    client: Client, redis_endpoint: Address, tmp_path: Path
-) -> None:
+def test_a_fallback_warning_fails_the_matrix(client: Client, redis_endpoint: Address) -> None:
     with resp3_refusing_relay(redis_endpoint) as relay:
         result = run_client(client, relay)
     assert result.report is not None, result.describe()
