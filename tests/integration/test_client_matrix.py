@@ -11,17 +11,20 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
 from redkeeper.model import Address
 from redkeeper.process import find_binary
+from tests.clients import matrix
 from tests.clients.endpoints import nutcracker, redis_server, resp3_refusing_relay
 from tests.clients.matrix import (
     CLIENTS,
@@ -30,6 +33,7 @@ from tests.clients.matrix import (
     NODE_REDIS_6,
     REDIS_PY,
     REDIS_PY_ASYNCIO,
+    REPO,
     Client,
     ClientFailedError,
     ClientResult,
@@ -195,3 +199,38 @@ def test_a_silent_endpoint_is_reported_as_hung_in_time(client: Client) -> None:
     assert re.fullmatch(r"timeout: .*\(hung\)", result.steps["connect"]), result.describe()
     assert all(result.steps[s].startswith("not run") for s in list(result.steps)[1:])
     assert elapsed < 10, f"the script took {elapsed:.1f} s to report a 2 s hang"
+
+
+def test_make_clients_without_the_registry_succeeds_and_records_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make clients` (part of `make setup`) with the npm registry unreachable: exit 0, and
+    the reason it wrote is exactly what the node client tests skip with."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        closed_port = sock.getsockname()[1]  # closed again when the block ends
+    cache = tmp_path / "clients"
+    env = dict(os.environ)
+    env.update(
+        npm_config_registry=f"http://127.0.0.1:{closed_port}/",
+        npm_config_cache=str(tmp_path / "npm-cache"),  # nothing cached to install from
+        npm_config_fetch_retry_mintimeout="100",
+        npm_config_fetch_retry_maxtimeout="200",
+    )
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(REPO), "clients", f"CLIENTS_CACHE={cache}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    reason = (cache / "unavailable").read_text().strip()
+    assert "npm" in reason and reason in done.stdout
+    assert not (cache / ".installed").exists()
+    monkeypatch.setattr(matrix, "UNAVAILABLE", cache / "unavailable")
+    monkeypatch.setattr(matrix, "NODE_MODULES", cache / "node_modules")
+    for client in (c for c in CLIENTS if c.runtime == "node"):
+        with pytest.raises(pytest.skip.Exception) as skipped:
+            matrix.assert_client_works(client, Address("127.0.0.1", closed_port))
+        assert skipped.value.msg == reason
