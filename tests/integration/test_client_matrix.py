@@ -209,7 +209,7 @@ def test_make_clients_without_the_registry_succeeds_and_records_why(
     with socket.create_server(("127.0.0.1", 0)) as sock:
         closed_port = sock.getsockname()[1]  # closed again when the block ends
     cache = tmp_path / "clients"
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     env.update(
         npm_config_registry=f"http://127.0.0.1:{closed_port}/",
         npm_config_cache=str(tmp_path / "npm-cache"),  # nothing cached to install from
