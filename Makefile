@@ -5,11 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := redis-server redis-sentinel redis-tools nutcracker haproxy python3-venv
 BINARIES := redis-server redis-sentinel redis-cli redis-benchmark nutcracker haproxy
+CLIENTS_LOCK := tests/clients/package.json tests/clients/package-lock.json
+CLIENTS_CACHE := .cache/clients
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup apt up down test lint typecheck unit integration bench clean
+.PHONY: setup apt clients up down test lint typecheck unit integration bench clean
 
-setup: apt $(VENV)/.installed
+setup: apt $(VENV)/.installed clients
 
 # Debian packages, installed only when a binary (or Python's venv module) is missing; the
 # distribution's own redis/sentinel services are not started (they would take our ports).
@@ -30,6 +32,25 @@ $(VENV)/.installed: pyproject.toml | apt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
+
+# The Node clients of tests/clients (node-redis, ioredis) from the committed lock file, into
+# $(CLIENTS_CACHE)/node_modules; runs again only when the lock file changes. Never fails setup:
+# without npm or the registry it writes the reason to $(CLIENTS_CACHE)/unavailable, and the
+# node client tests skip with exactly that reason (tests/clients/matrix.py).
+clients: $(CLIENTS_CACHE)/.installed ; @:
+
+$(CLIENTS_CACHE)/.installed: $(CLIENTS_LOCK)
+	@mkdir -p $(CLIENTS_CACHE); rm -f $@ $(CLIENTS_CACHE)/unavailable; cp $(CLIENTS_LOCK) $(CLIENTS_CACHE)/
+	@if ! command -v npm >/dev/null; then \
+	  echo "npm not found on PATH: the node client tests are skipped" > $(CLIENTS_CACHE)/unavailable; \
+	elif timeout 300 npm ci --prefix $(CLIENTS_CACHE) --no-audit --no-fund --loglevel=error \
+	    --fetch-retries=1 --fetch-timeout=60000 >$(CLIENTS_CACHE)/npm-ci.log 2>&1; then \
+	  touch $@; \
+	else \
+	  log=$(CLIENTS_CACHE)/npm-ci.log; why=$$(grep -m1 -o 'FetchError: .*' $$log || grep -m1 'npm error' $$log || tail -n1 $$log); \
+	  echo "npm ci of tests/clients/package-lock.json failed (npm registry unreachable?): $$why" > $(CLIENTS_CACHE)/unavailable; \
+	fi
+	@if [ -f $(CLIENTS_CACHE)/unavailable ]; then echo "warning: $$(cat $(CLIENTS_CACHE)/unavailable)"; fi
 
 up: setup
 	$(VENV)/bin/redkeeper up
@@ -57,4 +78,4 @@ bench: setup
 	PATH="$$PATH:/usr/sbin:/sbin" $(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) .redkeeper .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .redkeeper .pytest_cache .mypy_cache .ruff_cache .cache
