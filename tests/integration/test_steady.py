@@ -24,8 +24,9 @@ import redis
 
 from redkeeper.errors import ApplyError
 from redkeeper.model import Address
+from redkeeper.proxy.base import UNROUTED
 from redkeeper.proxy.haproxy import RuntimeAPI, ServerState
-from redkeeper.proxy.haproxy.pools import UNROUTED, index_rows, routes_of
+from redkeeper.proxy.haproxy.pools import index_rows, routes_of
 from redkeeper.rediskit import sync_client
 from redkeeper.render import Layout, haproxy_plan
 from redkeeper.render.haproxy import HAProxyPlan

@@ -9,9 +9,9 @@ import pytest
 from redkeeper.core.nodes import NodeFacts
 from redkeeper.errors import TopologyError
 from redkeeper.model import Address
+from redkeeper.proxy.base import UNROUTED
 from redkeeper.proxy.haproxy import ServerState
 from redkeeper.proxy.haproxy.pools import (
-    UNROUTED,
     missing_servers,
     pool_changes,
     routes_of,

@@ -16,8 +16,8 @@ import pytest
 from redkeeper.core.nodes import NodeFacts, NodesView
 from redkeeper.errors import ApplyError, NutcrackerConfigError
 from redkeeper.model import Address
+from redkeeper.proxy.base import UNROUTED
 from redkeeper.proxy.haproxy import RuntimeAPI, parse_servers_state
-from redkeeper.proxy.haproxy.pools import UNROUTED
 from redkeeper.proxy.haproxy.steady import SteadyTarget
 from redkeeper.render import Layout, haproxy_plan, render_all
 from redkeeper.render.haproxy import HAProxyPlan

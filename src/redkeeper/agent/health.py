@@ -38,6 +38,7 @@ class Health:
     applies: int = 0
     restarts: int = 0
     history: list[Apply] = field(default_factory=list)
+    clients: int | None = None  # the redkeeper proxy: connected clients
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

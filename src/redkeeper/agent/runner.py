@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
 from redkeeper.agent.health import Apply, Health
@@ -36,12 +36,14 @@ from redkeeper.core import (
     candidates,
     decide,
     decide_masters,
+    timing_for,
 )
 from redkeeper.core.nodes import NodesView
 from redkeeper.errors import BUG, RedkeeperError
 from redkeeper.model import Address
 from redkeeper.proxy.base import Target
 from redkeeper.sentinel import SentinelEvent, SentinelWatcher
+from redkeeper.topology import Topology
 
 log = logging.getLogger("redkeeper.agent")
 
@@ -57,6 +59,25 @@ class AgentSettings:
     role_timeout: float = 0.3
     retry_soon: float = 0.1
     ping_interval: float = 1.0
+
+    @classmethod
+    def for_topology(cls, topology: Topology) -> AgentSettings:
+        """The loop's timing for the topology's proxy mode (`core.timing_for`)."""
+        agent = topology.spec.agent
+        timing = timing_for(
+            topology.spec.proxy.mode,
+            debounce_ms=agent.debounce_ms,
+            coalesce_ms=agent.coalesce_ms,
+            period_ms=agent.period_ms,
+            explicit=agent.model_fields_set,
+        )
+        return cls(
+            debounce=timing.debounce,
+            coalesce=timing.coalesce,
+            period=timing.period,
+            retry_soon=timing.retry,
+            sentinel_timeout=agent.sentinel_timeout_ms / 1000,
+        )
 
 
 @dataclass
@@ -117,6 +138,8 @@ class Agent:
         self._event_woke = False
         self._last_logged: str | None = None
         self._watcher: SentinelWatcher | None = None
+        #: set by the redkeeper proxy: its connected clients, for /healthz
+        self.clients: Callable[[], int] | None = None
 
     # ------------------------------------------------------------------ wake-ups
     def _on_event(self, source: Address, event: SentinelEvent) -> None:
@@ -146,6 +169,10 @@ class Agent:
             self._event_woke = True
             self._wake.set()
 
+    def wake(self) -> None:
+        """Run a cycle now (a reload changed what the target routes)."""
+        self._wake.set()
+
     # ------------------------------------------------------------------ health
     def health(self) -> Health:
         now = time.time()
@@ -166,6 +193,7 @@ class Agent:
             applies=self.state.applies,
             restarts=self.state.restarts,
             history=list(self.state.history),
+            clients=self.clients() if self.clients is not None else None,
         )
 
     # ------------------------------------------------------------------ loop

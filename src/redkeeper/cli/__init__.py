@@ -13,7 +13,8 @@ from redkeeper.cli.app import cli
 from redkeeper.errors import RedkeeperError
 
 # Importing the command modules registers their commands on `cli`.
-from redkeeper.cli import agent_cmds, data_cmds, drill_cmds, hook_cmds, stack_cmds, topology_cmds  # noqa: F401  # isort: skip
+from redkeeper.cli import agent_cmds, data_cmds, drill_cmds, hook_cmds  # noqa: F401  # isort: skip
+from redkeeper.cli import proxy_cmds, stack_cmds, topology_cmds  # noqa: F401  # isort: skip
 
 __all__ = ["cli", "main"]
 

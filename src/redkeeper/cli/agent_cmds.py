@@ -14,7 +14,6 @@ import click
 from redkeeper.agent import Agent, AgentSettings
 from redkeeper.agent import logs as agent_logs
 from redkeeper.cli.app import ArgvTailCommand, cli, config_option, load, restart_cmd_option
-from redkeeper.core import timing_for
 from redkeeper.errors import Problem, TopologyError
 from redkeeper.model import Address
 from redkeeper.process import find_binary
@@ -27,7 +26,6 @@ from redkeeper.proxy.twemproxy import load_pools
 from redkeeper.proxy.twemproxy.restart import ManagedNutcracker
 from redkeeper.proxy.twemproxy.targets import read_text
 from redkeeper.render import Layout, haproxy_plan, nutcracker_argv
-from redkeeper.topology import Topology
 
 
 def _usage(field: str, message: str, fix: str) -> TopologyError:
@@ -167,27 +165,8 @@ def _with_topology(
         target,
         password=topology.password(),
         inventory=topology.inventory(),
-        settings=agent_settings(topology),
+        settings=AgentSettings.for_topology(topology),
         metrics_address=metrics_address,
-    )
-
-
-def agent_settings(topology: Topology) -> AgentSettings:
-    """The loop's timing for the topology's proxy mode (`core.timing_for`)."""
-    agent = topology.spec.agent
-    timing = timing_for(
-        topology.spec.proxy.mode,
-        debounce_ms=agent.debounce_ms,
-        coalesce_ms=agent.coalesce_ms,
-        period_ms=agent.period_ms,
-        explicit=agent.model_fields_set,
-    )
-    return AgentSettings(
-        debounce=timing.debounce,
-        coalesce=timing.coalesce,
-        period=timing.period,
-        retry_soon=timing.retry,
-        sentinel_timeout=agent.sentinel_timeout_ms / 1000,
     )
 
 

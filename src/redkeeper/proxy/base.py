@@ -47,7 +47,11 @@ from typing import Protocol
 from redkeeper.core.nodes import NodesView
 from redkeeper.model import Address
 
-__all__ = ["ApplyOutcome", "RestartResult", "Target"]
+__all__ = ["UNROUTED", "ApplyOutcome", "RestartResult", "Target"]
+
+#: What `routes()` reports for a shard the data plane routes nowhere (an HAProxy server in
+#: maintenance, a proxy started without a decision yet): any verdict differs from it.
+UNROUTED = Address("0.0.0.0", 0)
 
 
 @dataclass(frozen=True)

@@ -88,21 +88,47 @@ def render_all(
                     writable=(layout.workdir(sentinel.name), layout.log_dir),
                 )
             )
-    steady = topology.spec.proxy.mode == "steady"
-    # steady: nutcracker's servers are HAProxy's local frontends (never change after render)
-    backends = haproxy_plan(topology, layout).frontends() if steady else current
-    pool = render_nutcracker(topology, layout, backends, password)
-    files.append(pool)
-    if steady:
-        files.append(render_haproxy(topology, layout, current, password))
+    mode = topology.spec.proxy.mode
     proxy_host = topology.spec.proxy.listen.host
     if topology_text is not None:
         files.append(_topology_copy(topology, layout, topology_text))
+    if mode == "redkeeper":  # the redkeeper proxy reads the topology itself: no nutcracker.yml
+        if units:
+            files.append(_redkeeper_proxy_unit(layout, proxy_host))
+        return [f for f in files if host is None or f.host == host]
+    # steady: nutcracker's servers are HAProxy's local frontends (never change after render)
+    backends = haproxy_plan(topology, layout).frontends() if mode == "steady" else current
+    pool = render_nutcracker(topology, layout, backends, password)
+    files.append(pool)
+    if mode == "steady":
+        files.append(render_haproxy(topology, layout, current, password))
     if units:
         files.extend(_proxy_units(topology, layout, pool, proxy_host))
     if host is not None:
         files = [f for f in files if f.host == host]
     return files
+
+
+def _redkeeper_proxy_unit(layout: Layout, proxy_host: str) -> RenderedFile:
+    """`proxy.mode: redkeeper`: one unit, the proxy (it follows Sentinel itself); reload =
+    SIGHUP, which re-reads the topology without dropping clients."""
+    argv = [
+        REDKEEPER,
+        "proxy",
+        "-c",
+        str(layout.config("topology.yaml")),
+        "--state-dir",
+        str(layout.state_dir),
+    ]
+    return render_unit(
+        "proxy",
+        "proxy (the client endpoint; follows Sentinel in-process)",
+        argv,
+        proxy_host,
+        user="redkeeper",
+        writable=(layout.state_dir, layout.log_dir),
+        reload_signal="HUP",
+    )
 
 
 def _proxy_units(

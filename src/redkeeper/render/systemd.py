@@ -23,6 +23,7 @@ def render_unit(
     user: str = "redis",
     after: tuple[str, ...] = (),
     writable: tuple[Path, ...] = (),
+    reload_signal: str | None = None,
 ) -> RenderedFile:
     after_units = " ".join(["network-online.target", *after])
     lines = [
@@ -37,6 +38,7 @@ def render_unit(
         f"User={user}",
         f"Group={user}",
         f"ExecStart={shlex.join(argv)}",
+        *([f"ExecReload=/bin/kill -{reload_signal} $MAINPID"] if reload_signal else []),
         "Restart=always",
         "RestartSec=1",
         "LimitNOFILE=65536",

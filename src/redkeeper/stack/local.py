@@ -73,6 +73,11 @@ class LocalStack:
         spec = self.topology.spec
         found = [(n.name, n.address) for n in self.topology.redis_nodes()]
         found += [(s.name, s.address) for s in self.topology.sentinel_nodes()]
+        if self.native:
+            found.append(("redkeeper proxy", spec.proxy.listen))
+            if spec.agent.metrics is not None:
+                found.append(("redkeeper proxy metrics", spec.agent.metrics))
+            return found
         found += [("nutcracker", spec.proxy.listen), ("nutcracker stats", spec.proxy.stats)]
         if self.with_agent and spec.agent.metrics is not None:
             found.append(("agent metrics", spec.agent.metrics))
@@ -84,6 +89,11 @@ class LocalStack:
     def steady(self) -> bool:
         return self.topology.spec.proxy.mode == "steady"
 
+    @property
+    def native(self) -> bool:
+        """`proxy.mode: redkeeper`: the redkeeper proxy is the endpoint (no nutcracker)."""
+        return self.topology.spec.proxy.mode == "redkeeper"
+
     def preflight(self) -> dict[str, str]:
         """Binaries by name; raises before anything is started or written."""
         running = self.running_records()
@@ -93,7 +103,7 @@ class LocalStack:
                 f"a stack is already running from {self.state_dir} ({pids}); "
                 "run `redkeeper down` first"
             )
-        names = ["redis-server", "redis-sentinel", "nutcracker"]
+        names = ["redis-server", "redis-sentinel"] + ([] if self.native else ["nutcracker"])
         if self.steady:
             names.append("haproxy")
             self._preflight_steady()
@@ -293,15 +303,21 @@ class LocalStack:
         return nutcracker_argv(self.topology, binary, self.layout.config("nutcracker.yml"))
 
     def _agent_argv(self) -> list[str]:
-        argv = [sys.executable, "-m", "redkeeper", "agent", "--managed"]
-        argv += ["--state-dir", str(self.state_dir)]
+        return [sys.executable, "-m", "redkeeper", "agent", "--managed", *self._topology_args()]
+
+    def _topology_args(self) -> list[str]:
+        argv = ["--state-dir", str(self.state_dir)]
         if self.topology.source != DEFAULT_SOURCE:
             argv += ["-c", str(Path(self.topology.source).resolve())]
         return argv
 
     def _start_proxy(self, binaries: dict[str, str], password: str | None) -> None:
         listen = self.topology.spec.proxy.listen
-        if self.with_agent:
+        if self.native:
+            # The redkeeper proxy: the endpoint itself, following Sentinel in-process.
+            argv = [sys.executable, "-m", "redkeeper", "proxy", *self._topology_args()]
+            proc = self._launch("proxy", argv, listen)
+        elif self.with_agent:
             # The agent runs nutcracker as its managed child and keeps it on Sentinel's masters.
             proc = self._launch("agent", self._agent_argv(), listen)
         else:
@@ -319,10 +335,11 @@ class LocalStack:
             return None
 
         reason = poll(serving, self.timings.proxy)
+        what = "the redkeeper proxy" if self.native else "nutcracker"
         if reason:
-            raise ProcessError(f"nutcracker on {listen} does not serve requests: {reason}")
-        by_agent = " (run by the agent)" if self.with_agent else ""
-        self.log(f"nutcracker serving on {listen}{by_agent}")
+            raise ProcessError(f"{what} on {listen} does not serve requests: {reason}")
+        by_agent = " (run by the agent)" if self.with_agent and not self.native else ""
+        self.log(f"{what} serving on {listen}{by_agent}")
 
     # ----------------------------------------------------------------- faults
     def record(self, name: str) -> ProcessRecord:
@@ -385,7 +402,7 @@ class LocalStack:
             self.save_masters(password)
         stopped: list[ProcessRecord] = []
         stages: list[Callable[[ProcessRecord], bool]] = [
-            lambda r: r.name == "agent",
+            lambda r: r.name in ("agent", "proxy"),
             lambda r: r.name == "nutcracker",
             lambda r: r.name == "haproxy",
             lambda r: r.name.startswith("sentinel-"),

@@ -125,9 +125,9 @@ def collect(topology: Topology, password: str | None, expect_agent: bool = False
                 node.lag_bytes = max(0, offsets[node.master] - offsets[node.address])
         shards.append(ShardStatus(shard.name, decided, nodes))
 
-    proxy = _proxy_status(topology)
     metrics = topology.spec.agent.metrics
     agent = probe.agent_health(metrics) if metrics is not None else None
+    proxy = _proxy_status(topology, agent)
     problems = judge(topology, shards, sentinels, proxy)
     haproxy = None
     if topology.spec.proxy.mode == "steady":
@@ -135,16 +135,21 @@ def collect(topology: Topology, password: str | None, expect_agent: bool = False
             haproxy_plan(topology, Layout.for_local(topology.state_dir))
         )
         problems += haproxy_report.judge(haproxy, {s.name: s.master for s in shards})
+    who = "redkeeper proxy" if topology.spec.proxy.mode == "redkeeper" else "agent"
     if agent is not None and not agent.ok:
-        problems.append(f"agent: {agent.verdict} (error: {agent.last_error})")
-    elif agent is None and expect_agent:
-        problems.append(f"agent ({metrics}) does not answer")
+        problems.append(f"{who}: {agent.verdict} (error: {agent.last_error})")
+    elif agent is None and (expect_agent or topology.spec.proxy.mode == "redkeeper"):
+        problems.append(f"{who} ({metrics}) does not answer at /healthz")
     return StackStatus(shards, sentinels, proxy, agent, problems, haproxy)
 
 
-def _proxy_status(topology: Topology) -> ProxyStatus:
+def _proxy_status(topology: Topology, agent: Health | None) -> ProxyStatus:
     spec = topology.spec.proxy
     status = ProxyStatus(str(spec.listen), port_open(spec.listen.host, spec.listen.port))
+    if spec.mode == "redkeeper":  # the redkeeper proxy reports through its /healthz
+        status.stats_up = agent is not None
+        status.curr_connections = agent.clients if agent is not None else None
+        return status
     stats = probe.nutcracker_stats(spec.stats)
     if stats is not None:
         status.stats_up = True
@@ -204,7 +209,10 @@ def judge(
         ]
         if disagreeing:
             problems.append(f"{shard.name}: {', '.join(disagreeing)} disagree on the master")
-    if not proxy.up:
+    if topology.spec.proxy.mode == "redkeeper":
+        if not proxy.up:
+            problems.append(f"redkeeper proxy ({proxy.address}) does not answer")
+    elif not proxy.up:
         problems.append(f"nutcracker ({proxy.address}) does not answer")
     elif not proxy.stats_up:
         problems.append(f"nutcracker stats ({topology.spec.proxy.stats}) do not answer")

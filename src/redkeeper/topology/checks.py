@@ -20,7 +20,8 @@ def _endpoints(spec: TopologySpec) -> list[tuple[str, Address]]:
         found.extend((f"shards[{i}].replicas[{j}]", r) for j, r in enumerate(shard.replicas))
     found.extend((f"sentinel.nodes[{i}]", a) for i, a in enumerate(spec.sentinel.nodes))
     found.append(("proxy.listen", spec.proxy.listen))
-    found.append(("proxy.stats", spec.proxy.stats))
+    if spec.proxy.mode != "redkeeper":  # the redkeeper proxy has no stats port (agent.metrics)
+        found.append(("proxy.stats", spec.proxy.stats))
     if spec.agent.metrics is not None:
         found.append(("agent.metrics", spec.agent.metrics))
     if spec.proxy.mode == "steady":
@@ -101,6 +102,64 @@ def _check_haproxy(spec: TopologySpec, source: str) -> tuple[list[Problem], list
                 f"{spec.agent.restart}: steady mode never restarts nutcracker on a failover; "
                 "it is run by its own unit",
                 "use restart: managed to have the agent run nutcracker",
+            )
+        )
+    return errors, warnings
+
+
+def _check_redkeeper(spec: TopologySpec, source: str) -> tuple[list[Problem], list[Problem]]:
+    """`proxy.mode: redkeeper`: what the redkeeper proxy cannot do, and unused settings."""
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    proxy = spec.proxy
+    if proxy.mode != "redkeeper":
+        if "redkeeper" in proxy.model_fields_set:
+            warnings.append(
+                Problem(
+                    source,
+                    "proxy.redkeeper",
+                    f"ignored: proxy.mode is {proxy.mode}",
+                    "set proxy.mode: redkeeper to use the redkeeper proxy, or remove it",
+                )
+            )
+        return errors, warnings
+    if proxy.distribution == "random":
+        errors.append(
+            Problem(
+                source,
+                "proxy.distribution",
+                "random gives no key a home shard; the redkeeper proxy routes by key",
+                "use ketama (nutcracker's default) or modula",
+            )
+        )
+    if proxy.redis_db != 0:
+        errors.append(
+            Problem(
+                source,
+                "proxy.redis_db",
+                f"the redkeeper proxy serves database 0 only (got {proxy.redis_db})",
+                "remove redis_db, or keep mode: restart for nutcracker's redis_db",
+            )
+        )
+    if proxy.redkeeper.read_from == "replica":
+        bare = [shard.name for shard in spec.shards if not shard.replicas]
+        if bare:
+            errors.append(
+                Problem(
+                    source,
+                    "proxy.redkeeper.read_from",
+                    f"replica, but {', '.join(bare)} has no replicas: its reads would all fail",
+                    "use replica-preferred, or add replicas",
+                )
+            )
+    if spec.agent.metrics is None:
+        warnings.append(
+            Problem(
+                source,
+                "agent.metrics",
+                "unset: the redkeeper proxy serves no /metrics or /healthz, and `status` "
+                "cannot see its routes",
+                "set agent.metrics to a host:port",
             )
         )
     return errors, warnings
@@ -201,9 +260,10 @@ def check(spec: TopologySpec, source: str) -> tuple[list[Problem], list[Problem]
             )
         )
 
-    haproxy_errors, haproxy_warnings = _check_haproxy(spec, source)
-    errors += haproxy_errors
-    warnings += haproxy_warnings
+    for section in (_check_haproxy, _check_redkeeper):
+        section_errors, section_warnings = section(spec, source)
+        errors += section_errors
+        warnings += section_warnings
 
     if spec.proxy.distribution == "random":
         warnings.append(

@@ -130,11 +130,32 @@ class HAProxySpec(_Strict):
         return Address(host, self.read_port_base + index)
 
 
-class ProxySpec(_Strict):
-    """The nutcracker pool (every twemproxy 0.5.0 pool key) and the routing mode."""
+READ_FROM = ("master", "replica", "replica-preferred")
 
-    mode: Literal["restart", "steady"] = "restart"
+
+class RedkeeperProxySpec(_Strict):
+    """`proxy.mode: redkeeper`: the redkeeper proxy process (docs/proxy.md).
+
+    It listens on `proxy.listen` with nutcracker's placement (`hash`, `distribution`,
+    `hash_tag`, shard names and weights), uses `proxy.timeout_ms` per request and serves
+    /metrics and /healthz at `agent.metrics`.
+    """
+
+    workers: int = Field(default=1, ge=1, le=64)
+    read_from: Literal["master", "replica", "replica-preferred"] = "master"
+    max_replica_lag_s: int = Field(default=2, ge=0, le=3600)
+    max_clients: int = Field(default=10000, ge=1, le=1_000_000)
+    client_idle_timeout_s: int = Field(default=0, ge=0)
+    max_request_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+
+
+class ProxySpec(_Strict):
+    """The endpoint: the routing mode, the pool's placement (every twemproxy 0.5.0 pool key;
+    the redkeeper proxy uses the same placement keys) and each mode's own settings."""
+
+    mode: Literal["restart", "steady", "redkeeper"] = "restart"
     haproxy: HAProxySpec = Field(default_factory=HAProxySpec)
+    redkeeper: RedkeeperProxySpec = Field(default_factory=RedkeeperProxySpec)
     pool: str = "redkeeper"
     listen: Addr = Field(default_factory=lambda: Address("127.0.0.1", 22121))
     stats: Addr = Field(default_factory=lambda: Address("127.0.0.1", 22222))

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 from redkeeper.core.nodes import NodeFacts, read_verdict
 from redkeeper.model import Address
+from redkeeper.proxy.base import UNROUTED
 from redkeeper.proxy.haproxy.runtime import ServerState
 from redkeeper.render.haproxy import HAProxyPlan
-
-UNROUTED = Address("0.0.0.0", 0)  # a shard whose server is in maintenance: no route
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from redkeeper.errors import ApplyError
 from redkeeper.model import Address
-from redkeeper.proxy.haproxy.pools import UNROUTED, index_rows, routes_of
+from redkeeper.proxy.base import UNROUTED
+from redkeeper.proxy.haproxy.pools import index_rows, routes_of
 from redkeeper.proxy.haproxy.runtime import RuntimeAPI, ServerState
 from redkeeper.render.haproxy import HAProxyPlan
 

@@ -33,9 +33,8 @@ from redkeeper.errors import BUG, NutcrackerConfigError, Problem, RedkeeperError
 from redkeeper.fsutil import atomic_write
 from redkeeper.model import Address
 from redkeeper.process import pid_alive
-from redkeeper.proxy.base import ApplyOutcome, RestartResult
+from redkeeper.proxy.base import UNROUTED, ApplyOutcome, RestartResult
 from redkeeper.proxy.haproxy.pools import (
-    UNROUTED,
     Wanted,
     missing_servers,
     pool_changes,
