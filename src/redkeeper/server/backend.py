@@ -57,11 +57,16 @@ def complete_all(items: list[tuple[Waiter, bytes]]) -> None:
 
 
 class Flusher:
-    """Coalesces backend writes: dirty connections are written once per event-loop turn."""
+    """Coalesces writes per event-loop turn: backend requests, then client replies.
+
+    Every backend connection with queued requests is written once per turn, and every client
+    whose replies became ready during the turn (from any number of shards) is written once.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.dirty: list[BackendConnection] = []
+        self.ready: list[Client] = []
         self.scheduled = False
 
     def mark(self, conn: BackendConnection) -> None:
@@ -70,12 +75,23 @@ class Flusher:
             self.scheduled = True
             self.loop.call_soon(self.flush)
 
+    def schedule(self) -> None:
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)
+
     def flush(self) -> None:
         self.scheduled = False
-        dirty, self.dirty = self.dirty, []
-        now = self.loop.time()
-        for conn in dirty:
-            conn.flush(now)
+        if self.dirty:
+            dirty, self.dirty = self.dirty, []
+            now = self.loop.time()
+            for conn in dirty:
+                conn.flush(now)
+        if self.ready:
+            ready, self.ready = self.ready, []
+            for client in ready:
+                client.touched = False
+                client.flush()
 
 
 class LinkHost(Protocol):
@@ -120,9 +136,11 @@ class BackendConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         buf = self.buf + data if self.buf else data
         pending = self.pending
+        flusher = self.link.host.flusher
+        ready = flusher.ready
         n = len(buf)
         pos = 0
-        done: list[tuple[Waiter, bytes]] = []
+        count = 0
         try:
             while pos < n:
                 kind = buf[pos]
@@ -147,23 +165,27 @@ class BackendConnection(asyncio.Protocol):
                         continue
                 if not pending:
                     raise resp.RespError("a reply nobody asked for")
-                done.append((pending.popleft(), buf[pos:end]))
+                client = pending.popleft().complete(buf[pos:end])
+                count += 1
+                if client is not None and not client.touched:
+                    client.touched = True
+                    ready.append(client)
                 pos = end
         except (resp.RespError, ValueError) as exc:
             self.buf = b""
-            complete_all(done)
+            flusher.schedule()
             self.link.reset(self, f"sent an invalid reply ({exc})")
             return
         self.buf = buf[pos:] if pos < n else b""
-        if done:
-            self.received += len(done)
+        if count:
+            flusher.schedule()
+            self.received += count
             batches = self.batches
             if batches:
                 received = self.received
-                now = self.link.host.flusher.loop.time()
+                now = flusher.loop.time()
                 while batches and batches[0][1] <= received:
                     self.link.host.observe(self.link.shard, now - batches.popleft()[0])
-            complete_all(done)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.link.lost(self, exc)
