@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from redkeeper.process import find_binary
 from tests.server_support import (
@@ -176,7 +178,14 @@ def test_password(backends: list[RedisServer], tmp_path: Path) -> None:
     try:
         settings = ProxySettings(password="s3cret")
         with ProxyThread(shards_of(backends), settings) as running:
-            bare = redis.Redis(host=HOST, port=running.port, protocol=2, driver_info=None)
+            # AuthenticationError is a ConnectionError: no retries (redis-py backs off ~3 s)
+            bare = redis.Redis(
+                host=HOST,
+                port=running.port,
+                protocol=2,
+                driver_info=None,
+                retry=Retry(NoBackoff(), 0),
+            )
             with pytest.raises(redis.AuthenticationError):
                 bare.get("x")
             with pytest.raises(redis.AuthenticationError):
