@@ -236,7 +236,10 @@ class ClientConnection(asyncio.Protocol):
             return
         if kind == _SINGLE:
             dispatch = self.pool.dispatch
-            shard = dispatch.index_of(args[spec.first])
+            key = args[spec.first]
+            if type(key) is not bytes:
+                raise resp.RespError("expected '$', got a non-bulk key")
+            shard = dispatch.index_of(key)
             table = dispatch.reads if spec.readonly else dispatch.writes
             slot = Slot(self)
             self.queue.append(slot)
