@@ -50,6 +50,8 @@ def _exchange(port: int, payload: bytes, timeout: float = 2.0) -> tuple[bytes, b
                 chunk = sock.recv(65536)
             except TimeoutError:
                 return data, False
+            except ConnectionResetError:  # closed with our unread bytes pending: an RST
+                return data, True
             if not chunk:
                 return data, True
             data += chunk
@@ -81,6 +83,10 @@ def test_malformed_requests_close_only_that_client(backends: list[RedisServer]) 
         # a request bigger than max_request_bytes, and more arguments than max_multibulk
         big = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$200000\r\n" + b"x" * 100_000
         data, closed = _exchange(proxy.port, big)
+        assert b"-ERR Protocol error: invalid bulk length" in data and closed
+        # a bulk within the header limit whose bytes exceed max_request_bytes
+        big = b"*5\r\n$4\r\nMSET\r\n$1\r\na\r\n$40000\r\n" + b"x" * 40_000 + b"\r\n"
+        data, closed = _exchange(proxy.port, big + b"$1\r\nb\r\n$40000\r\n" + b"y" * 30_000)
         assert b"-ERR Protocol error: request too large" in data and closed
         many = b"*1001\r\n" + b"$1\r\na\r\n" * 1001
         data, closed = _exchange(proxy.port, many)

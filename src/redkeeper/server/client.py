@@ -103,6 +103,8 @@ class ClientConnection(asyncio.Protocol):
         self.closed = False
         self.close_after: Slot | None = None  # QUIT or a protocol error: close once written
         self.partial = 0  # bytes of an incomplete request buffered so far
+        self.since = b""  # bytes fed to hiredis since it was last at a request boundary
+        self.tail = b""  # the end of the last chunk, when it ended inside a request
         self.inline = b""  # an incomplete inline line
         self.rr = 0
         self.accepted = True
@@ -159,6 +161,15 @@ class ClientConnection(asyncio.Protocol):
 
     # -- parsing -----------------------------------------------------------------------------
     def _feed(self, data: bytes) -> None:
+        settings = self.server.settings
+        bad: tuple[int, str] | None = None
+        if self.server.suspicious(self.tail + data):  # a length with many digits: check exactly
+            since = self.since
+            bad = resp.first_bad_header(
+                since + data, settings.max_multibulk, settings.max_request_bytes
+            )
+            if bad is not None:
+                data = data[: max(0, bad[0] - len(since))]
         reader = self.reader
         reader.feed(data)
         handle = self._handle
@@ -168,18 +179,24 @@ class ClientConnection(asyncio.Protocol):
                 break
             if type(request) is not list:
                 raise resp.RespError(f"expected '*', got {type(request).__name__}")
-            if len(request) > self.server.settings.max_multibulk:
+            if len(request) > settings.max_multibulk:
                 raise resp.RespError("invalid multibulk length")
             if request:
                 handle(request)
                 if self.close_after is not None:
                     return
+        if bad is not None:
+            raise resp.RespError(bad[1])
         if reader.has_data():
             self.partial += len(data)
-            if self.partial > self.server.settings.max_request_bytes:
+            if self.partial > settings.max_request_bytes:
                 raise resp.RespError("request too large (proto-max-bulk-len)")
+            self.since = self.since + data
+            self.tail = data[-24:]
         else:
             self.partial = 0
+            if self.since:
+                self.since = self.tail = b""
 
     def _inline(self, data: bytes) -> None:
         buf = self.inline + data if self.inline else data

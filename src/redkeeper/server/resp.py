@@ -239,3 +239,47 @@ def split_inline(line: bytes) -> list[bytes]:
 
 def _is_hex_pair(line: bytes, at: int) -> bool:
     return line[at] in _HEX and line[at + 1] in _HEX
+
+
+# -- request header guard ---------------------------------------------------------------------
+
+
+def first_bad_header(buf: bytes, max_multibulk: int, max_bulk: int) -> tuple[int, str] | None:
+    """Walk the multibulk requests in `buf` (which starts at a request boundary) and return
+    (offset, detail) of the first header that breaks a limit, or None.
+
+    hiredis preallocates a list for an `*N` header before any element arrives (and frees it
+    slot by slot), so a huge N must never reach it; this exact walk runs only when a cheap scan
+    of the raw bytes saw something that looks like a big length. Inline requests and incomplete
+    frames end the walk (nothing dangerous can follow them unseen).
+    """
+    pos, n = 0, len(buf)
+    while pos < n:
+        if buf[pos] != _STAR:
+            return None
+        eol = buf.find(CRLF, pos)
+        if eol < 0:
+            return None
+        try:
+            count = int(buf[pos + 1 : eol])
+        except ValueError:
+            return pos, "invalid multibulk length"
+        if count > max_multibulk:
+            return pos, "invalid multibulk length"
+        pos = eol + 2
+        for _ in range(max(count, 0)):
+            if pos >= n:
+                return None
+            if buf[pos] != _DOLLAR:
+                return pos, f"expected '$', got '{chr(buf[pos])}'"
+            eol = buf.find(CRLF, pos)
+            if eol < 0:
+                return None
+            try:
+                length = int(buf[pos + 1 : eol])
+            except ValueError:
+                return pos, "invalid bulk length"
+            if length > max_bulk or length < 0:
+                return pos, "invalid bulk length"
+            pos = eol + 4 + length
+    return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import time
 from dataclasses import dataclass
 
@@ -74,6 +75,11 @@ class ProxyServer:
         self._ticker: asyncio.Task[None] | None = None
         self.local = LocalCommands(settings.password, self._sections, self._client_lines)
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Lengths with as many digits as the limits: checked exactly before hiredis sees them.
+        digits = len(str(settings.max_multibulk))
+        bulk_digits = len(str(settings.max_request_bytes))
+        pattern = rb"\*[0-9]{%d}|\$[0-9]{%d}" % (digits, bulk_digits)
+        self.suspicious = re.compile(pattern).search
         self._pool: BackendPool | None = None
 
     @property
