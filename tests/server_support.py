@@ -13,11 +13,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 import uvloop
@@ -111,10 +111,9 @@ class ProxyThread:
     def port(self) -> int:
         return self.server.port
 
-    def run(self, coro: object, timeout: float = 10.0) -> object:
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
         """Run a coroutine on the proxy's loop and wait for its result."""
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
-        return future.result(timeout)
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def call(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
         """Run `fn()` on the proxy's loop thread and return its result."""
@@ -229,3 +228,8 @@ def keys_on(ring: Ring, shard: str, count: int, prefix: str = "k") -> list[bytes
 
 def shards_of(servers: Sequence[RedisServer]) -> dict[str, Address]:
     return {f"shard{i + 1}": s.address for i, s in enumerate(servers)}
+
+
+def cmd(client: redis.Redis, *args: object) -> Any:
+    """One raw command (redis-py's execute_command is untyped)."""
+    return client.execute_command(*args)  # type: ignore[no-untyped-call]

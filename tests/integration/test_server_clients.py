@@ -26,6 +26,7 @@ from tests.server_support import (
     HOST,
     ProxyThread,
     RedisServer,
+    cmd,
     keys_on,
     redis_servers,
     shards_of,
@@ -84,7 +85,7 @@ def test_redis_py_sync_default_settings_no_warning(
         client = redis.Redis(host=HOST, port=proxy.port, **kwargs)  # type: ignore[arg-type]
         try:
             _exercise(client, _keys(proxy))
-            hello = client.execute_command("HELLO")
+            hello = cmd(client, "HELLO")
             if isinstance(hello, list):  # RESP2: a flat array of pairs
                 hello = dict(zip(hello[::2], hello[1::2], strict=True))
             assert hello[b"proto"] == (protocol or 3)
@@ -109,7 +110,9 @@ def test_redis_py_asyncio_default_settings_no_warning(
             assert await client.get(a[0]) == b"1"
             assert await client.mget([a[0], b[0], "nope"]) == [b"1", None, None]
             async with client.pipeline(transaction=False) as pipe:
-                pipe.set(b[0], "2").get(b[0]).delete(a[0], b[0])
+                pipe.set(b[0], "2")
+                pipe.get(b[0])
+                pipe.delete(a[0], b[0])
                 assert await pipe.execute() == [True, b"2", 2]
             assert await client.eval("return KEYS[1]", 1, a[1]) == a[1]
         finally:
@@ -148,10 +151,10 @@ def test_handshakes_of_other_clients(proxy: ProxyThread) -> None:
     """node-redis's and ioredis's opening commands, sent raw, get Redis's answers."""
     client = redis.Redis(host=HOST, port=proxy.port, protocol=2, driver_info=None)
     try:
-        assert client.execute_command("CLIENT", "SETINFO", "LIB-NAME", "node-redis") == b"OK"
-        assert client.execute_command("CLIENT", "SETINFO", "LIB-VER", "5.12.0") == b"OK"
+        assert cmd(client, "CLIENT", "SETINFO", "LIB-NAME", "node-redis") == b"OK"
+        assert cmd(client, "CLIENT", "SETINFO", "LIB-VER", "5.12.0") == b"OK"
         with pytest.raises(redis.ResponseError, match="unknown subcommand 'MAINT_NOTIFICATIONS'"):
-            client.execute_command("CLIENT", "MAINT_NOTIFICATIONS", "ON")
+            cmd(client, "CLIENT", "MAINT_NOTIFICATIONS", "ON")
         assert client.info()["loading"] == 0
         with socket.create_connection((HOST, proxy.port), timeout=5) as raw:  # as ioredis reads it
             raw.sendall(b"info\r\n")
@@ -160,11 +163,11 @@ def test_handshakes_of_other_clients(proxy: ProxyThread) -> None:
                 data += raw.recv(65536)
             assert b"\r\nloading:0\r\n" in data
         with pytest.raises(redis.ResponseError, match="NOPROTO"):
-            client.execute_command("HELLO", "4")
-        assert client.execute_command("CLIENT", "SETNAME", "me") == b"OK"
-        assert client.execute_command("CLIENT", "GETNAME") == b"me"
-        assert client.execute_command("SELECT", "0") is True
-        assert client.execute_command("QUIT") in (True, b"OK")
+            cmd(client, "HELLO", "4")
+        assert cmd(client, "CLIENT", "SETNAME", "me") == b"OK"
+        assert cmd(client, "CLIENT", "GETNAME") == b"me"
+        assert cmd(client, "SELECT", "0") is True
+        assert cmd(client, "QUIT") in (True, b"OK")
     finally:
         client.close()
 
@@ -189,10 +192,12 @@ def test_password(backends: list[RedisServer], tmp_path: Path) -> None:
             with pytest.raises(redis.AuthenticationError):
                 bare.get("x")
             with pytest.raises(redis.AuthenticationError):
-                bare.execute_command("AUTH", "wrong")
+                cmd(bare, "AUTH", "wrong")
             bare.close()
             for protocol in (2, 3):
-                good = redis.Redis(host=HOST, port=running.port, password="s3cret", protocol=protocol)
+                good = redis.Redis(
+                    host=HOST, port=running.port, password="s3cret", protocol=protocol
+                )
                 assert good.set("pw", "1") is True
                 assert good.mget("pw", "other") == [b"1", None]
                 good.close()

@@ -99,7 +99,8 @@ def test_malformed_requests_close_only_that_client(backends: list[RedisServer]) 
 
 def test_inline_commands(backends: list[RedisServer]) -> None:
     with ProxyThread(shards_of(backends)) as proxy:
-        data, closed = _exchange(proxy.port, b"PING\r\nSET inl 'a b'\r\nGET inl\r\nECHO \"x\\ty\"\n")
+        inline = b"PING\r\nSET inl 'a b'\r\nGET inl\r\nECHO \"x\\ty\"\n"
+        data, closed = _exchange(proxy.port, inline)
         assert data == b"+PONG\r\n+OK\r\n$3\r\na b\r\n$3\r\nx\ty\r\n"
         assert not closed
         data, _ = _exchange(proxy.port, b"PING\r\n*2\r\n$3\r\nGET\r\n$3\r\ninl\r\n")
@@ -154,7 +155,7 @@ def test_fuzz_keeps_serving_others_and_memory_bounded(
         assert process.poll() is None, "the proxy died"
         assert steady.get("fuzz") == b"ok"
         grown = rss_kib(process.pid) - baseline
-        print(f"fuzz: {len(payloads)} payloads, steady client served {served} GETs, RSS +{grown} KiB")
+        print(f"fuzz: {len(payloads)} payloads, {served} GETs served meanwhile, RSS +{grown} KiB")
         assert grown < 64 * 1024
         assert not errors
         steady.close()
@@ -176,13 +177,15 @@ def test_max_clients_like_redis(backends: list[RedisServer]) -> None:
 
 def test_idle_timeout(backends: list[RedisServer]) -> None:
     settings = ProxySettings(client_idle_timeout=0.3, tick=0.02)
-    with ProxyThread(shards_of(backends), settings) as proxy:
-        with socket.create_connection((HOST, proxy.port), timeout=3) as sock:
-            sock.sendall(b"PING\r\n")
-            assert sock.recv(100) == b"+PONG\r\n"
-            started = time.monotonic()
-            assert sock.recv(100) == b""  # closed by the proxy
-            assert 0.2 < time.monotonic() - started < 2.5
+    with (
+        ProxyThread(shards_of(backends), settings) as proxy,
+        socket.create_connection((HOST, proxy.port), timeout=3) as sock,
+    ):
+        sock.sendall(b"PING\r\n")
+        assert sock.recv(100) == b"+PONG\r\n"
+        started = time.monotonic()
+        assert sock.recv(100) == b""  # closed by the proxy
+        assert 0.2 < time.monotonic() - started < 2.5
 
 
 def test_drain_answers_in_flight_then_closes(backends: list[RedisServer]) -> None:
@@ -252,7 +255,7 @@ def test_two_thousand_idle_connections(backends: list[RedisServer], tmp_path: Pa
 
         after = asyncio.run(hold())
         per_connection = (after - before) * 1024 / 2000
-        print(f"2000 idle connections: RSS {before} KiB -> {after} KiB, {per_connection:.0f} B each")
+        print(f"2000 idle connections: RSS {before} -> {after} KiB, {per_connection:.0f} B each")
         assert per_connection < 20 * 1024
         assert probe.ping() is True
         probe.close()

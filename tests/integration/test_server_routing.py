@@ -104,7 +104,8 @@ def test_master_swap_fails_only_the_moved_shards_in_flight_requests(
         runner = threading.Thread(target=pipelined)
         runner.start()
         time.sleep(0.3)
-        proxy.call(lambda: proxy.router.set_routes({"shard1": new.address, "shard2": other.address}))
+        moved = {"shard1": new.address, "shard2": other.address}
+        proxy.call(lambda: proxy.router.set_routes(moved))
         old.process.signal(signal.SIGCONT)
         runner.join(10)
         shard1 = results[0::2]
@@ -145,7 +146,7 @@ def test_dead_backend_fails_fast_and_recovers(backends: list[RedisServer]) -> No
         client = proxy.client(protocol=2)
         started = time.monotonic()
         for _ in range(5):
-            with pytest.raises(redis.ResponseError, match=r"shard1 backend 127\.0\.0\.1:\d+ unreach"):
+            with pytest.raises(redis.ResponseError, match=r"shard1 backend [\d.:]+ unreachable"):
                 client.get(k1)
         assert time.monotonic() - started < 2.0
         live = backends[0].address
