@@ -26,6 +26,7 @@ import hiredis
 from redkeeper.server import commands, resp, split
 from redkeeper.server.backend import BackendLink, Client
 from redkeeper.server.local import NOAUTH, PRE_AUTH, Session
+from redkeeper.server.pool import Links
 
 if TYPE_CHECKING:
     from redkeeper.server.server import ProxyServer
@@ -172,19 +173,43 @@ class ClientConnection(asyncio.Protocol):
                 data = data[: max(0, bad[0] - len(since))]
         reader = self.reader
         reader.feed(data)
-        handle = self._handle
+        gets = reader.gets
+        max_multibulk = settings.max_multibulk
+        fast = self._fast_path()
         while True:
-            request = reader.gets()
+            request = gets()
             if request is False:
                 break
             if type(request) is not list:
                 raise resp.RespError(f"expected '*', got {type(request).__name__}")
-            if len(request) > settings.max_multibulk:
+            # The hot path, inlined: an authenticated single-key command to a connected link.
+            spec = _LOOKUP.get(request[0]) if request else None
+            if spec is not None and spec.kind == _SINGLE and fast is not None:
+                argc = len(request)
+                arity = spec.arity
+                key = request[spec.first] if argc > spec.first else None
+                if type(key) is bytes and ((argc == arity) if arity > 0 else (argc >= -arity)):
+                    index_of, writes, reads, counts, queue_append = fast
+                    links = reads[index_of(key)] if spec.readonly else writes[index_of(key)]
+                    if len(links) == 1:
+                        conn = links[0].conn
+                        if conn is not None:
+                            counts[_SINGLE] += 1
+                            slot = Slot(self)
+                            queue_append(slot)
+                            conn.pending.append(slot)
+                            out = conn.out
+                            out.append(_PACK(tuple(request)))
+                            if len(out) == 1:
+                                conn.link.host.flusher.mark(conn)
+                            continue
+            if len(request) > max_multibulk:
                 raise resp.RespError("invalid multibulk length")
             if request:
-                handle(request)
+                self._handle(request)
                 if self.close_after is not None:
                     return
+                fast = self._fast_path()
         if bad is not None:
             raise resp.RespError(bad[1])
         if reader.has_data():
@@ -197,6 +222,22 @@ class ClientConnection(asyncio.Protocol):
             self.partial = 0
             if self.since:
                 self.since = self.tail = b""
+
+    def _fast_path(
+        self,
+    ) -> tuple[Callable[[bytes], int], Links, Links, list[int], Callable[[Slot], None]] | None:
+        """What the inlined hot path needs, or None when every request must take the long way."""
+        if not self.session.authed:
+            return None
+        dispatch = self.pool.dispatch
+        proto = self.proto
+        return (
+            dispatch.index_of,
+            dispatch.writes[proto],
+            dispatch.reads[proto],
+            self.metrics.requests,
+            self.queue.append,
+        )
 
     def _inline(self, data: bytes) -> None:
         buf = self.inline + data if self.inline else data
