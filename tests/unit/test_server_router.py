@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from redkeeper.model import Address
 from redkeeper.placement import PoolServer, Ring
-from redkeeper.server.backend import BackendConnection, Client
+from redkeeper.server.backend import BackendConnection
 from redkeeper.server.metrics import ProxyMetrics
 from redkeeper.server.pool import BackendPool, PoolSettings
+from redkeeper.server.replies import Client
 from redkeeper.server.router import RouteError, Router, RouteTable, cached_index
 
 A1, A2, B1, R1 = (Address("127.0.0.1", p) for p in (7001, 7002, 7003, 7004))

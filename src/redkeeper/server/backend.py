@@ -25,73 +25,9 @@ from typing import Protocol, cast
 
 from redkeeper.model import Address
 from redkeeper.server import resp
+from redkeeper.server.replies import Client, Flusher, Waiter, complete_all
 
 _PLUS, _MINUS, _COLON, _DOLLAR = 43, 45, 58, 36
-
-
-class Client(Protocol):
-    """What a waiter hands back when a client has a reply ready to write."""
-
-    touched: bool
-
-    def flush(self) -> None: ...
-
-
-class Waiter(Protocol):
-    """Receives the reply frame of one request; returns the client to flush, if any."""
-
-    def complete(self, frame: bytes) -> Client | None: ...
-
-
-def complete_all(items: list[tuple[Waiter, bytes]]) -> None:
-    """Hand each waiter its frame, then flush each client touched once."""
-    touched: list[Client] = []
-    for waiter, frame in items:
-        client = waiter.complete(frame)
-        if client is not None and not client.touched:
-            client.touched = True
-            touched.append(client)
-    for client in touched:
-        client.touched = False
-        client.flush()
-
-
-class Flusher:
-    """Coalesces writes per event-loop turn: backend requests, then client replies.
-
-    Every backend connection with queued requests is written once per turn, and every client
-    whose replies became ready during the turn (from any number of shards) is written once.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.dirty: list[BackendConnection] = []
-        self.ready: list[Client] = []
-        self.scheduled = False
-
-    def mark(self, conn: BackendConnection) -> None:
-        self.dirty.append(conn)
-        if not self.scheduled:
-            self.scheduled = True
-            self.loop.call_soon(self.flush)
-
-    def schedule(self) -> None:
-        if not self.scheduled:
-            self.scheduled = True
-            self.loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        self.scheduled = False
-        if self.dirty:
-            dirty, self.dirty = self.dirty, []
-            now = self.loop.time()
-            for conn in dirty:
-                conn.flush(now)
-        if self.ready:
-            ready, self.ready = self.ready, []
-            for client in ready:
-                client.touched = False
-                client.flush()
 
 
 class LinkHost(Protocol):

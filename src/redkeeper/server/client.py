@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, cast
 import hiredis
 
 from redkeeper.server import commands, resp, split
-from redkeeper.server.backend import BackendLink, Client
+from redkeeper.server.backend import BackendLink
 from redkeeper.server.local import NOAUTH, PRE_AUTH, Session
 from redkeeper.server.pool import Links
+from redkeeper.server.replies import Merge, Part, Slot
 
 if TYPE_CHECKING:
     from redkeeper.server.server import ProxyServer
@@ -42,49 +43,6 @@ PAUSE_WRITE = 1
 PAUSE_INFLIGHT = 2
 PAUSE_BACKEND = 4
 PAUSE_DRAIN = 8
-
-
-class Slot:
-    """One request's place in the client's reply FIFO; `data` is its reply once known."""
-
-    __slots__ = ("client", "data")
-
-    def __init__(self, client: ClientConnection, data: bytes | None = None) -> None:
-        self.client = client
-        self.data = data
-
-    def complete(self, frame: bytes) -> Client | None:
-        self.data = frame
-        return self.client
-
-
-class _Merge:
-    """The fragments of one split request; fills the parent slot when all have replied."""
-
-    __slots__ = ("left", "merger", "replies", "slot")
-
-    def __init__(self, slot: Slot, merger: split.Merger, count: int) -> None:
-        self.slot = slot
-        self.merger = merger
-        self.replies: list[bytes] = [b""] * count
-        self.left = count
-
-
-class _Part:
-    __slots__ = ("index", "merge")
-
-    def __init__(self, merge: _Merge, index: int) -> None:
-        self.merge = merge
-        self.index = index
-
-    def complete(self, frame: bytes) -> Client | None:
-        merge = self.merge
-        merge.replies[self.index] = frame
-        merge.left -= 1
-        if merge.left:
-            return None
-        merge.slot.data = merge.merger.merge(merge.replies)
-        return merge.slot.client
 
 
 class ClientConnection(asyncio.Protocol):
@@ -309,7 +267,7 @@ class ClientConnection(asyncio.Protocol):
         self,
         links: Sequence[BackendLink],
         payload: bytes,
-        waiter: Slot | _Part,
+        waiter: Slot | Part,
         shard: int,
         read: bool,
     ) -> None:
@@ -356,9 +314,9 @@ class ClientConnection(asyncio.Protocol):
             if isinstance(plan, int):
                 self._send(table[plan], _PACK(tuple(args)), slot, plan, read)
                 return
-            merge = _Merge(slot, plan.merger, len(plan.fragments))
+            merge = Merge(slot, plan.merger, len(plan.fragments))
             for i, fragment in enumerate(plan.fragments):
-                part = _Part(merge, i)
+                part = Part(merge, i)
                 self._send(table[fragment.shard], fragment.payload, part, fragment.shard, read)
             return
         try:

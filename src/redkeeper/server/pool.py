@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from redkeeper.model import Address
 from redkeeper.server import resp
-from redkeeper.server.backend import BackendLink, Flusher, Waiter, complete_all
+from redkeeper.server.backend import BackendLink
 from redkeeper.server.metrics import ProxyMetrics
+from redkeeper.server.replies import Flusher, Waiter, complete_all
 from redkeeper.server.router import Router, RouteTable
 
 PROTOCOLS = (2, 3)
@@ -157,7 +158,10 @@ class BackendPool:
             return
         table = dispatch.reads if link.read_role else dispatch.writes
         candidates = table[link.proto][index]
-        if self.closed or not candidates or candidates[0] is link:
+        if self.closed:
+            complete_all([(waiter, resp.error("ERR redkeeper: the proxy is shutting down"))])
+            return
+        if not candidates or candidates[0] is link:
             error = dispatch.routes.no_route_error(index, link.read_role)
             complete_all([(waiter, resp.error(error))])
             return
