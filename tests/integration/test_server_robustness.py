@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 import socket
 import threading
 import time
@@ -23,6 +24,7 @@ from tests.server_support import (
     HOST,
     ProxyThread,
     RedisServer,
+    keys_on,
     proxy_process,
     redis_servers,
     rss_kib,
@@ -259,3 +261,34 @@ def test_two_thousand_idle_connections(backends: list[RedisServer], tmp_path: Pa
         assert per_connection < 20 * 1024
         assert probe.ping() is True
         probe.close()
+
+
+def test_saturated_backend_pauses_every_client(backends: list[RedisServer]) -> None:
+    settings = ProxySettings(backend_write_high=64 * 1024, timeout=0)
+    with ProxyThread(shards_of(backends), settings) as proxy:
+        key = keys_on(proxy.ring, "shard1", 1)[0]
+        value = b"v" * 10_000
+        frame = b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+            len(key),
+            key,
+            len(value),
+            value,
+        )
+        backends[0].process.signal(signal.SIGSTOP)
+        writer = socket.create_connection((HOST, proxy.port), timeout=30)
+        try:
+            sender = threading.Thread(target=lambda: writer.sendall(frame * 3000), daemon=True)
+            sender.start()
+            wait_for(lambda: proxy.server.pool.saturation > 0, 15, "a saturated backend")
+            with socket.create_connection((HOST, proxy.port), timeout=0.5) as other:
+                other.sendall(b"PING\r\n")
+                with pytest.raises(TimeoutError):
+                    other.recv(100)  # not read while the backend is saturated
+                backends[0].process.signal(signal.SIGCONT)
+                other.settimeout(15)
+                assert other.recv(100) == b"+PONG\r\n"
+            sender.join(30)
+            assert not sender.is_alive()
+        finally:
+            backends[0].process.signal(signal.SIGCONT)
+            writer.close()

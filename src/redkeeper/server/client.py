@@ -66,6 +66,7 @@ class ClientConnection(asyncio.Protocol):
         self.tail = b""  # the end of the last chunk, when it ended inside a request
         self.inline = b""  # an incomplete inline line
         self.rr = 0
+        self.held: list[bytes] = []  # data that arrived while paused
         self.accepted = True
 
     # -- asyncio callbacks -------------------------------------------------------------------
@@ -98,6 +99,10 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.close_after is not None or self.closed:
+            return
+        if self.paused:  # read before the pause took effect: keep it for the resume
+            self.held.append(data)
+            self.reapply_pause()
             return
         self.session.last_active = self.server.loop.time()
         try:
@@ -368,12 +373,19 @@ class ClientConnection(asyncio.Protocol):
             self.transport.pause_reading()
         self.paused |= reason
 
+    def reapply_pause(self) -> None:
+        if self.paused and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
     def resume(self, reason: int) -> None:
         if not self.paused & reason:
             return
         self.paused &= ~reason
         if not self.paused and self.transport is not None and not self.closed:
             self.transport.resume_reading()
+            if self.held:
+                held, self.held = self.held, []
+                self.data_received(b"".join(held))
 
     def close_now(self) -> None:
         if self.transport is not None and not self.closed:

@@ -152,6 +152,8 @@ class ProxyServer:
         self.clients[client.session.id] = client
         if self.pool.saturation:
             client.pause(PAUSE_BACKEND)
+            # uvloop starts reading right after connection_made: pause again on the next step
+            self.loop.call_soon(client.reapply_pause)
         return True
 
     def forget(self, client: ClientConnection) -> None:
