@@ -27,6 +27,7 @@ from tests.server_support import (
     nutcracker,
     redis_servers,
     shards_of,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -103,7 +104,13 @@ def test_master_swap_fails_only_the_moved_shards_in_flight_requests(
 
         runner = threading.Thread(target=pipelined)
         runner.start()
-        time.sleep(0.3)
+
+        def in_flight_on_old_master() -> bool:
+            link = proxy.server.pool.links.get((old.address, 2))
+            conn = link.conn if link is not None else None
+            return conn is not None and len(conn.pending) >= len(k1)
+
+        wait_for(in_flight_on_old_master, 10, "requests in flight to the stalled master")
         moved = {"shard1": new.address, "shard2": other.address}
         proxy.call(lambda: proxy.router.set_routes(moved))
         old.process.signal(signal.SIGCONT)
