@@ -152,8 +152,11 @@ class ClientConnection(asyncio.Protocol):
                 arity = spec.arity
                 key = request[spec.first] if argc > spec.first else None
                 if type(key) is bytes and ((argc == arity) if arity > 0 else (argc >= -arity)):
-                    index_of, writes, reads, counts, queue_append = fast
-                    links = reads[index_of(key)] if spec.readonly else writes[index_of(key)]
+                    cache_get, index_of, writes, reads, counts, queue_append = fast
+                    shard = cache_get(key)
+                    if shard is None:
+                        shard = index_of(key)
+                    links = reads[shard] if spec.readonly else writes[shard]
                     if len(links) == 1:
                         conn = links[0].conn
                         if conn is not None:
@@ -188,13 +191,24 @@ class ClientConnection(asyncio.Protocol):
 
     def _fast_path(
         self,
-    ) -> tuple[Callable[[bytes], int], Links, Links, list[int], Callable[[Slot], None]] | None:
+    ) -> (
+        tuple[
+            Callable[[bytes], int | None],
+            Callable[[bytes], int],
+            Links,
+            Links,
+            list[int],
+            Callable[[Slot], None],
+        ]
+        | None
+    ):
         """What the inlined hot path needs, or None when every request must take the long way."""
         if not self.session.authed:
             return None
         dispatch = self.pool.dispatch
         proto = self.proto
         return (
+            dispatch.cache_get,
             dispatch.index_of,
             dispatch.writes[proto],
             dispatch.reads[proto],

@@ -32,6 +32,7 @@ class Dispatch:
 
     routes: RouteTable
     index_of: Callable[[bytes], int]
+    cache_get: Callable[[bytes], int | None]  # the placement cache, tried inline first
     hash_tag: str | None
     writes: tuple[Links, ...]  # indexed by protocol (2 or 3)
     reads: tuple[Links, ...]
@@ -117,7 +118,12 @@ class BackendPool:
             writes.append(tuple(w))
             reads.append(tuple(r))
         return Dispatch(
-            routes, self.router.index_of, self.router.hash_tag, tuple(writes), tuple(reads)
+            routes,
+            self.router.index_of,
+            self.router.hash_cache.get,
+            self.router.hash_tag,
+            tuple(writes),
+            tuple(reads),
         )
 
     def _on_routes(self, old: RouteTable, new: RouteTable) -> None:

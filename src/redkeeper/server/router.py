@@ -62,12 +62,18 @@ class RouteTable:
 Listener = Callable[[RouteTable, RouteTable], None]
 
 
-def cached_index(ring: Ring, size: int = DEFAULT_HASH_CACHE) -> Callable[[bytes], int]:
-    """`ring.index_of` behind a dict of at most `size` keys (cleared when full); 0 = no cache."""
+def cached_index(
+    ring: Ring, size: int = DEFAULT_HASH_CACHE, cache: dict[bytes, int] | None = None
+) -> Callable[[bytes], int]:
+    """`ring.index_of` behind a dict of at most `size` keys (cleared when full); 0 = no cache.
+
+    `cache` (filled only by the returned function) lets a hot path try `cache.get` inline.
+    """
     raw = ring.index_of
     if size <= 0 or len(ring.servers) == 1:
         return raw
-    cache: dict[bytes, int] = {}
+    if cache is None:
+        cache = {}
     get = cache.get
 
     def index_of(key: bytes) -> int:
@@ -110,7 +116,8 @@ class Router:
         self._listeners: list[Listener] = []
         self.ring = ring
         names = _ring_names(ring, shard_names)
-        self.index_of = cached_index(ring, hash_cache_size)
+        self.hash_cache: dict[bytes, int] = {}
+        self.index_of = cached_index(ring, hash_cache_size, self.hash_cache)
         self.hash_tag = ring.hash_tag
         self.routes = RouteTable(
             names, (None,) * len(names), ((),) * len(names), read_from, version=0
@@ -167,7 +174,8 @@ class Router:
         kept = [by_name.get(name, (None, ())) for name in names]
         self.ring = ring
         self.hash_tag = ring.hash_tag
-        self.index_of = cached_index(ring, self._cache_size)
+        self.hash_cache = {}
+        self.index_of = cached_index(ring, self._cache_size, self.hash_cache)
         self._publish(
             RouteTable(
                 names,
