@@ -196,7 +196,7 @@ def plot_png(record: ScenarioRecord, title: str = "") -> bytes:
         )  # fmt: skip
     figure.suptitle(title or record.scenario, x=0.07, ha="left", fontsize=11)
     handles, labels = axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="upper right", bbox_to_anchor=(0.64, 0.995), ncol=2,
+    figure.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.65, 0.995), ncol=2,
                   fontsize=8, frameon=False)  # fmt: skip
     listing = [
         "lines: -- step (fault, restore)  : Sentinel  - agent apply",
