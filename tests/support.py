@@ -147,10 +147,13 @@ def assert_no_bug_in_logs(state_dir: Path) -> None:
 
 
 def run_cli(
-    *args: str, cwd: Path | None = None, timeout: float = 120.0
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 120.0,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m redkeeper ARGS` as an operator would."""
-    env = dict(os.environ)
+    """Run `python -m redkeeper ARGS` as an operator would; `env` adds variables."""
+    env = {**os.environ, **(env or {})}
     env["PATH"] = env.get("PATH", "") + ":/usr/sbin:/sbin"
     env["COLUMNS"] = "200"
     return subprocess.run(

@@ -58,6 +58,13 @@ class BinaryNotFoundError(RedkeeperError):
     exit_code = 3
 
 
+class MissingExtraError(RedkeeperError):
+    """An optional part of redkeeper is used without its extra installed
+    (`pip install 'redkeeper[report]'`)."""
+
+    exit_code = 3
+
+
 class PortInUseError(RedkeeperError):
     """A port the stack needs is already taken."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from redkeeper.drills import ScenarioFigures
-from redkeeper.drills.report import write_html
+from redkeeper.drills.html_report import write_html
 from redkeeper.drills.runner import DrillRun, DrillRunner, RunnerSettings
 from redkeeper.drills.scenarios import select
 from redkeeper.drills.workload import WorkloadSettings

@@ -7,8 +7,6 @@ import pytest
 from redkeeper import drills as d
 from redkeeper.drills import measure as m
 from redkeeper.drills.bench import parse_csv
-from redkeeper.drills.report import html_report, series
-from redkeeper.drills.runner import DrillRun, ScenarioResult
 from redkeeper.drills.scenarios import (
     BY_NAME,
     SCENARIOS,
@@ -350,18 +348,6 @@ def test_parse_redis_benchmark_csv() -> None:
         '"LPUSH (needed to benchmark LRANGE)","95238.10","0.3","0.1","0.287","0.5"\n'
     )
     assert parse_csv(text) == {"SET": (99009.90, 0.255), "LPUSH": (95238.10, 0.287)}
-
-
-def test_series_and_html_report_are_self_contained() -> None:
-    rec = kill_master_record()
-    data = series(rec.ops, rec.shards, rec.started, rec.ended, bin_s=1.0)
-    assert data.ok["shard1"][0] == 100.0 and data.errors["shard1"][1] == 100.0
-    scenario = BY_NAME["kill-master"]
-    run = DrillRun("test", "restart", 1000, 4, 100.0, True)
-    run.results.append(ScenarioResult(scenario, rec, m.figures(rec, scenario.bars)))
-    page = html_report(run)
-    assert "data:image/png;base64," in page
-    assert "http://" not in page and "https://" not in page and "<script" not in page
 
 
 def test_targets_resolve_against_the_masters_at_the_start() -> None:

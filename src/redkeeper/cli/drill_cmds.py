@@ -1,7 +1,8 @@
 """Commands that exercise a stack: `drill` (failover drills with figures) and `bench`.
 
-The drill and bench machinery (and matplotlib) is imported inside the commands: every
-`redkeeper` invocation, the agent's included, loads this module.
+The drill and bench machinery is imported inside the commands: every `redkeeper`
+invocation, the agent's included, loads this module. The plots (`--report`, `--figures`)
+need the optional `report` extra (matplotlib); without it the drill refuses before it starts.
 """
 
 from __future__ import annotations
@@ -47,7 +48,16 @@ def _interrupt_on_sigterm() -> Iterator[None]:
     "report_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Also write a self-contained HTML report (timeline plots) to this file.",
+    help="Also write a self-contained HTML report (timeline plots) to this file "
+    "(needs `pip install 'redkeeper[report]'`).",
+)
+@click.option(
+    "--figures",
+    "figures_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Also write each scenario's timeline plot as DIR/<scenario>.png "
+    "(needs `pip install 'redkeeper[report]'`).",
 )
 @click.option("--repeat", type=click.IntRange(1, 50), default=1, help="Run the list N times.")
 @click.option("--list", "list_only", is_flag=True, help="Describe the scenarios and their bars.")
@@ -64,6 +74,7 @@ def drill(
     config: Path | None,
     as_json: bool,
     report_path: Path | None,
+    figures_dir: Path | None,
     repeat: int,
     list_only: bool,
     connections: int,
@@ -88,18 +99,25 @@ def drill(
             for scenario in chosen:
                 click.echo(scenario.describe() + "\n")
         return
-    # Lazy (module docstring): matplotlib and the runner only when a drill runs.
-    from redkeeper.drills import report  # noqa: PLC0415
+    # Lazy (module docstring): the runner (and matplotlib) only when a drill runs.
+    from redkeeper.drills import plots, report  # noqa: PLC0415
     from redkeeper.drills.runner import DrillRunner, RunnerSettings  # noqa: PLC0415
     from redkeeper.drills.workload import WorkloadSettings  # noqa: PLC0415
 
+    if report_path is not None or figures_dir is not None:
+        plots.require_matplotlib()  # before minutes of drills, not after
     topology = load(config)
     settings = RunnerSettings(workload=WorkloadSettings(connections=connections, rate=rate))
     with _interrupt_on_sigterm(), DrillRunner(topology, log=_log, settings=settings) as runner:
         run = runner.run(chosen, repeat)
     if report_path is not None:
-        report.write_html(run, report_path)
+        from redkeeper.drills.html_report import write_html  # noqa: PLC0415
+
+        write_html(run, report_path)
         _log(f"report written to {report_path}")
+    if figures_dir is not None:
+        pngs = plots.write_pngs([(r.record, r.figures.passed) for r in run.results], figures_dir)
+        _log(f"{len(pngs)} plot(s) written to {figures_dir}")
     if as_json:
         click.echo(json.dumps(report.run_json(run), indent=2, ensure_ascii=False))
     else:

@@ -43,12 +43,9 @@ from redkeeper.proxy.base import RestartResult
 from redkeeper.proxy.strategy import Strategy, choose_strategy
 from redkeeper.proxy.twemproxy import plan_repoint, repoint_file
 from redkeeper.proxy.twemproxy.apply import install_and_restart
+from redkeeper.proxy.twemproxy.config import checked_by_nutcracker
 from redkeeper.proxy.twemproxy.restart import run_command
-from redkeeper.proxy.twemproxy.staging import (
-    apply_staged_once,
-    checked_by_nutcracker,
-    watch_staging,
-)
+from redkeeper.proxy.twemproxy.staging import apply_staged_once, watch_staging
 from redkeeper.topology import Topology
 
 

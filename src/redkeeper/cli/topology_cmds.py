@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -10,8 +9,9 @@ import click
 from redkeeper.cli.app import cli, console, load
 from redkeeper.errors import Problem, TopologyError
 from redkeeper.fsutil import atomic_write
-from redkeeper.render import Layout, render_all
-from redkeeper.render.files import SECRET_MODE
+from redkeeper.render import Layout, RenderedFile, render_all
+from redkeeper.render.diff import ChangeKind, placeholder_password, secret_masks
+from redkeeper.render.disk import write_rendered
 from redkeeper.topology import default_text
 
 
@@ -51,9 +51,21 @@ def validate(file: Path) -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--out", "out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.option("--host", default=None, help="Only the files of this host.")
-def render(file: Path, out: Path, host: str | None) -> None:
-    """Render every config (redis, sentinel, nutcracker, systemd) under OUT, as laid out on
-    the target hosts (OUT/etc/redkeeper/…, OUT/var/lib/redkeeper/…)."""
+@click.option("--dry-run", is_flag=True, help="Compare with OUT and validate, but write nothing.")
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Print a unified diff of every file that changes (lines with the password masked).",
+)
+def render(file: Path, out: Path, host: str | None, dry_run: bool, show_diff: bool) -> None:
+    """Render every config (redis, sentinel, nutcracker, haproxy, systemd) under OUT, as laid
+    out on the target hosts (OUT/etc/redkeeper/…, OUT/var/lib/redkeeper/…).
+
+    Only files whose content differs are written (atomically, a .bak kept, nutcracker.yml
+    checked by `nutcracker -t` and haproxy.cfg by `haproxy -c` when installed here).
+    `--dry-run --diff` shows what would change and writes nothing.
+    """
     topology = load(file)
     if host is not None and host not in topology.hosts():
         raise TopologyError(
@@ -66,20 +78,30 @@ def render(file: Path, out: Path, host: str | None) -> None:
                 )
             ]
         )
-    files = render_all(
-        topology,
-        Layout.for_system(),
-        password=topology.password(),
-        host=host,
-        topology_text=file.read_text(),
+    password = topology.password()
+    text = file.read_text()
+
+    def rendered(secret: str | None) -> list[RenderedFile]:
+        return render_all(
+            topology, Layout.for_system(), password=secret, host=host, topology_text=text
+        )
+
+    files = rendered(password)
+    masks = None
+    if show_diff and password:
+        masks = secret_masks(files, rendered(placeholder_password(password)))
+    report = write_rendered(files, root=out, dry_run=dry_run, require_validators=False, masks=masks)
+    for change in report.changed:
+        click.echo(f"  {change.kind.value:<8} {change.target}")
+        if show_diff:
+            click.echo(change.diff(), nl=False)
+    for note in report.unvalidated:
+        click.echo(f"  not validated: {note}")
+    counts = (
+        f"{len(report.changed)} changed ({len(report.of(ChangeKind.ADDED))} added), "
+        f"{len(report.of(ChangeKind.UNCHANGED))} unchanged"
     )
-    written = 0
-    for rendered in files:
-        target = out / rendered.path.relative_to("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if atomic_write(target, rendered.text, mode=rendered.mode, backup=True):
-            written += 1
-        if rendered.mode == SECRET_MODE:
-            os.chmod(target, SECRET_MODE)
-        console.print(f"  {target}", highlight=False)
-    console.print(f"{len(files)} file(s) rendered, {written} changed, under {out}")
+    if dry_run:
+        click.echo(f"dry run, nothing written: {len(files)} file(s) under {out} would be {counts}")
+    else:
+        click.echo(f"{len(files)} file(s) rendered under {out}: {counts}")

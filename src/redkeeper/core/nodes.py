@@ -14,7 +14,7 @@ uses) at most that. Reads it serves are therefore at most about `max_lag + 1` s 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 
 from redkeeper.model import Address
@@ -97,17 +97,3 @@ def read_verdict(
         if lag > max_lag:
             return False, f"lag {lag} s > {max_lag} s"
     return True, f"replica of {master}, link connected"
-
-
-def readable_replicas(
-    shard: str,
-    master: Address | None,
-    nodes: Sequence[Address],
-    view: NodesView,
-    max_lag: int | None = None,
-) -> list[Address]:
-    """The replicas of `shard` that may serve reads now (`read_verdict`), in `nodes` order."""
-    if master is None:
-        return []
-    down = view.down.get(shard, frozenset())
-    return [n for n in nodes if read_verdict(n, master, view.facts, down, max_lag)[0]]

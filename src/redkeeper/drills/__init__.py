@@ -6,14 +6,15 @@
 - `workload`: writer threads through the proxy, read-back and scans of the shards;
 - `timeline`: Sentinel events (PSUBSCRIBE *) and the agent's applies;
 - `runner`: the stack's life, the steps, restore between scenarios;
-- `report`: rich table, JSON, HTML with matplotlib plots;
+- `report`: rich table and JSON; `plots` (timeline PNGs) and `html_report` need the
+  `report` extra (matplotlib);
 - `bench`: redis-benchmark against a master and the proxy.
 
 This module owns the data model the others share: what a scenario run recorded (`Op`,
 `EventRecord`, `ApplyRecord` (the agent's `health.Apply`), `AgentSample`, `Fault`,
 `ScenarioRecord`) and what `measure` makes of it (`ShardFigures`, `Check`,
 `ScenarioFigures`). It imports no submodule on purpose: the CLI loads every command module
-at start-up (the agent too), and the report pulls in matplotlib. Import the submodule you
+at start-up (the agent too), and the plots pull in matplotlib. Import the submodule you
 need.
 """
 

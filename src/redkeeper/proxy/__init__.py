@@ -1,1 +1,3 @@
-"""Proxies: twemproxy config editing and restart strategies, HAProxy runtime API."""
+"""Proxy targets: the contract the agent drives (`base`), restart strategies and their
+registry, twemproxy (nutcracker.yml editing, the one apply sequence, restarts) and HAProxy
+(steady mode's runtime API target)."""

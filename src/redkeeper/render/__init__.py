@@ -1,6 +1,8 @@
 """Pure renderers: topology (+ current masters) → every config file, per host.
 
-`render_all` returns values; writing them (atomically, 0600 for secrets) is the caller's job.
+`render_all` returns values. `render.diff` compares them with what is on disk (pure);
+`render.disk.write_rendered`, the package's only I/O, writes what differs (validated, atomic,
+0600 for secrets) for both `render` and `up`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Owns every network exchange with Sentinels (redis-py `redis.asyncio`):
 
 The wire protocol is pinned to RESP2 and redis-py's own retries and silent reconnects are
 disabled (`Retry(NoBackoff(), 0, supported_errors=())`): a dropped link must be seen here.
-Raw replies are parsed into types in `view`.
+Raw replies are parsed into types in `sentinel.replies`.
 """
 
 from __future__ import annotations

@@ -19,13 +19,12 @@ from pathlib import Path
 
 from redkeeper.core import decide_masters
 from redkeeper.errors import ApplyError, ConfigError, PortInUseError, ProcessError, StackError
-from redkeeper.fsutil import atomic_write
 from redkeeper.model import Address
 from redkeeper.process import ManagedProcess, ProcessRecord, find_binary, stop_pid
 from redkeeper.process.ports import port_bindable, port_open
 from redkeeper.proxy.haproxy import report as haproxy_report
 from redkeeper.render import Layout, haproxy_plan, initial_masters, nutcracker_argv, render_all
-from redkeeper.render.files import SECRET_MODE
+from redkeeper.render.disk import write_rendered
 from redkeeper.render.haproxy import haproxy_argv
 from redkeeper.stack import probe, state
 from redkeeper.topology import DEFAULT_SOURCE, Topology
@@ -170,13 +169,12 @@ class LocalStack:
         return [p.record for p in self._started]
 
     def _write_configs(self, masters: dict[str, Address], password: str | None) -> None:
-        for rendered in render_all(
+        """Through `render.disk.write_rendered`, the write path `render` uses too: only what
+        differs is written, nutcracker.yml and haproxy.cfg validated first."""
+        files = render_all(
             self.topology, self.layout, masters=masters, password=password, units=False
-        ):
-            rendered.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(rendered.path, rendered.text, mode=rendered.mode, backup=False)
-            if rendered.mode == SECRET_MODE:
-                os.chmod(rendered.path, SECRET_MODE)
+        )
+        write_rendered(files, backup=False)
 
     def _launch(self, name: str, argv: list[str], address: Address) -> ManagedProcess:
         workdir = self.layout.workdir(name)

@@ -1,7 +1,8 @@
 """Synchronous, bounded probes of running components (redis-py sync client, raw stats socket).
 
-Used by `up` (readiness) and `status`. Every call has a timeout and never raises for a
-component that is down: it returns None / an error string instead.
+Used by `up` (readiness), `status`, `down` (the saved masters), the data tools and the
+drills. Every call has a timeout and never raises for a component that is down: it returns
+None / an error string instead.
 """
 
 from __future__ import annotations

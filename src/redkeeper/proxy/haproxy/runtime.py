@@ -23,9 +23,10 @@ from redkeeper.model import Address
 # srv_op_state
 OP_STOPPED, OP_STARTING, OP_RUNNING, OP_STOPPING = 0, 1, 2, 3
 # srv_admin_state bits (HAProxy's SRV_ADMF_*)
-ADMIN_FMAINT, ADMIN_IMAINT, ADMIN_CMAINT, ADMIN_RMAINT = 0x01, 0x02, 0x04, 0x20
-ADMIN_MAINT_MASK = 0x23  # any maintenance: forced, inherited, resolution (not the config flag)
-ADMIN_DRAIN_MASK = 0x18
+ADMIN_FMAINT, ADMIN_IMAINT, ADMIN_FDRAIN, ADMIN_IDRAIN, ADMIN_RMAINT = 0x01, 0x02, 0x08, 0x10, 0x20
+# any maintenance: forced, inherited, resolution (not CMAINT 0x04, the config's `disabled`)
+ADMIN_MAINT_MASK = ADMIN_FMAINT | ADMIN_IMAINT | ADMIN_RMAINT
+ADMIN_DRAIN_MASK = ADMIN_FDRAIN | ADMIN_IDRAIN
 
 _READ_LIMIT = 16 * 1024 * 1024
 _OP_NAMES = {OP_STOPPED: "DOWN", OP_STARTING: "STARTING", OP_RUNNING: "UP", OP_STOPPING: "NOLB"}

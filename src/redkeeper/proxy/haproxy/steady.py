@@ -71,7 +71,6 @@ class SteadyTarget:
         self.nutcracker_config = nutcracker_config
         self.description = f"HAProxy runtime API at {plan.admin_socket} (steady mode)"
         self._applied: dict[str, Address] = {}  # what this agent last verified, per shard
-        self.reapplied = 0  # shards repointed because HAProxy had lost them (restarts)
         self._lock = asyncio.Lock()  # one writer of HAProxy's state: applies and pool syncs
         self._save_task: asyncio.Task[None] | None = None
         self._save_wanted = False
@@ -142,7 +141,6 @@ class SteadyTarget:
                     self._applied[shard],
                 )
                 del self._applied[shard]
-                self.reapplied += 1
         return routes
 
     async def apply(self, changes: Mapping[str, Address]) -> ApplyOutcome:
@@ -252,7 +250,8 @@ class SteadyTarget:
             self._save_task = asyncio.create_task(self._save_state(), name="server-state")
 
     async def save_state(self) -> None:
-        """Wait for the pending server-state dump, if any (tests, shutdown)."""
+        """Wait for the pending server-state dump, if any (the tests' barrier before they read
+        the file or the commands HAProxy received)."""
         if self._save_task is not None:
             await self._save_task
 

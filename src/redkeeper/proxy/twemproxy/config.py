@@ -41,6 +41,7 @@ __all__ = [
     "POOL_KEYS",
     "PoolView",
     "ServerEntry",
+    "checked_by_nutcracker",
     "load_pools",
     "plan_repoint",
     "repoint_file",
@@ -364,15 +365,25 @@ def validate_with_nutcracker(
     raise NutcrackerConfigError(problems)
 
 
-def _relabel(error: NutcrackerConfigError, tmp: Path, path: Path) -> NutcrackerConfigError:
-    """The same problems, naming the real file instead of the temp file that was checked."""
+def checked_by_nutcracker(
+    real: Path, validate: Callable[[Path], None] = validate_with_nutcracker
+) -> Callable[[Path], None]:
+    """A validator for `atomic_write`: `validate` (`nutcracker -t`) on the temp file, its
+    problems naming `real` instead of the temp file that was checked."""
 
-    def fix(text: str) -> str:
-        return text.replace(str(tmp), str(path)).replace(tmp.name, path.name)
+    def check(tmp: Path) -> None:
+        try:
+            validate(tmp)
+        except NutcrackerConfigError as exc:
 
-    return NutcrackerConfigError(
-        [Problem(fix(p.file), p.field, fix(p.message), fix(p.fix)) for p in error.problems]
-    )
+            def fix(text: str) -> str:
+                return text.replace(str(tmp), str(real)).replace(tmp.name, real.name)
+
+            raise NutcrackerConfigError(
+                [Problem(fix(p.file), p.field, fix(p.message), fix(p.fix)) for p in exc.problems]
+            ) from None
+
+    return check
 
 
 def repoint_file(
@@ -404,14 +415,7 @@ def repoint_file(
     if new_text is None:
         return None
 
-    def checked(tmp: Path) -> None:
-        if validate is None:
-            return
-        try:
-            validate(tmp)
-        except NutcrackerConfigError as exc:
-            raise _relabel(exc, tmp, path) from None
-
+    checked = None if validate is None else checked_by_nutcracker(path, validate)
     try:
         atomic_write(path, new_text.encode("utf-8"), validate=checked, backup=True)
     except OSError as exc:

@@ -173,11 +173,6 @@ class ManagedNutcracker:
     def pid(self) -> int | None:
         return self._record.pid if self._record is not None else None
 
-    @property
-    def adopted(self) -> bool:
-        """True when the running nutcracker was started by an earlier agent, not by us."""
-        return self._record is not None and self._proc is None
-
     async def ensure_running(self) -> None:
         """Adopt the recorded nutcracker if it runs with our argv, else (re)start it.
 

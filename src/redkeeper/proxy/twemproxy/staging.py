@@ -22,40 +22,21 @@ from pathlib import Path
 
 from inotify_simple import INotify, flags  # type: ignore[import-untyped]
 
-from redkeeper.errors import BUG, ApplyError, NutcrackerConfigError, Problem, RedkeeperError
+from redkeeper.errors import BUG, ApplyError, RedkeeperError
 from redkeeper.fsutil import atomic_write, backup_path
 from redkeeper.proxy.base import RestartResult
 from redkeeper.proxy.twemproxy.apply import install_and_restart, pending_path
-from redkeeper.proxy.twemproxy.config import validate_with_nutcracker
+from redkeeper.proxy.twemproxy.config import checked_by_nutcracker
 from redkeeper.proxy.twemproxy.restart import run_command
 
 __all__ = [
     "MAX_STAGED_BYTES",
     "apply_staged_once",
-    "checked_by_nutcracker",
     "read_staged",
     "watch_staging",
 ]
 
 MAX_STAGED_BYTES = 1 << 20
-
-
-def checked_by_nutcracker(real: Path) -> Callable[[Path], None]:
-    """A validator for atomic_write: `nutcracker -t` on the temp file, errors naming `real`."""
-
-    def check(tmp: Path) -> None:
-        try:
-            validate_with_nutcracker(tmp)
-        except NutcrackerConfigError as exc:
-
-            def fix(text: str) -> str:
-                return text.replace(str(tmp), str(real)).replace(tmp.name, real.name)
-
-            raise NutcrackerConfigError(
-                [Problem(fix(p.file), p.field, fix(p.message), fix(p.fix)) for p in exc.problems]
-            ) from None
-
-    return check
 
 
 def read_staged(path: Path) -> bytes | None:
