@@ -15,7 +15,7 @@ from redkeeper.agent import Agent, AgentSettings
 from redkeeper.agent import logs as agent_logs
 from redkeeper.cli.app import ArgvTailCommand, cli, config_option, load, restart_cmd_option
 from redkeeper.core import timing_for
-from redkeeper.errors import Problem, TopologyError
+from redkeeper.errors import Problem, UsageError
 from redkeeper.model import Address
 from redkeeper.process import find_binary
 from redkeeper.proxy.base import Target
@@ -30,8 +30,8 @@ from redkeeper.render import Layout, haproxy_plan, nutcracker_argv
 from redkeeper.topology import Topology
 
 
-def _usage(field: str, message: str, fix: str) -> TopologyError:
-    return TopologyError([Problem("redkeeper agent", field, message, fix)])
+def _usage(field: str, message: str, fix: str) -> UsageError:
+    return UsageError(str(Problem("redkeeper agent", field, message, fix)))
 
 
 def _address(text: str, field: str) -> Address:

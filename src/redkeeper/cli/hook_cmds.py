@@ -36,6 +36,7 @@ from redkeeper.errors import (
     NutcrackerConfigError,
     RedkeeperError,
     RetryLaterError,
+    UsageError,
 )
 from redkeeper.fsutil import atomic_write, backup_path, exclusive_lock
 from redkeeper.model import Address
@@ -73,7 +74,7 @@ def sentinel_exit_codes() -> Iterator[None]:
         yield
     except (RetryLaterError, HookRefusedError):
         raise
-    except (ConfigError, BinaryNotFoundError) as exc:
+    except (ConfigError, BinaryNotFoundError, UsageError) as exc:
         raise HookRefusedError(str(exc)) from exc
     except RedkeeperError as exc:  # ProcessError (nutcracker -t hung), ApplyError (write)
         raise RetryLaterError(str(exc)) from exc
