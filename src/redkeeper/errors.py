@@ -29,12 +29,12 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
         "a verdict of no: status found problems, check found defects, a drill missed a bar; "
         "or a failure at run time (a write, a load)",
     ),
-    (EXIT_USAGE, "usage: unknown command or option, bad or missing argument"),
+    (EXIT_USAGE, "usage: unknown command, option or node name, bad or missing argument"),
     (3, "environment: a binary is missing, or a port the stack needs is taken"),
     (
         4,
-        "local stack: not running (status: nothing answers), already running, unknown "
-        "node name, or a process that did not start or become ready",
+        "local stack: not running (status: nothing answers), already running, or a "
+        "process that did not start or become ready",
     ),
     (5, "Sentinel: fewer than a majority answer, or no master is known"),
     (6, "proxy: nutcracker or HAProxy could not be repointed"),

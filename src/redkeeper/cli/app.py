@@ -23,9 +23,10 @@ def make_console(stream: IO[str], *, stderr: bool = False) -> Console:
     """A rich console for `stream`. In a terminal: its width (tables fold, never cut,
     addresses: see `address_column`). Otherwise (a pipe, a file, a script): no wrapping and
     no truncation at all, whatever COLUMNS says."""
+    file = None if stream in (sys.stdout, sys.stderr) else stream  # None: follow sys.std*
     if stream.isatty():
-        return Console(stderr=stderr)
-    return Console(stderr=stderr, width=PIPE_WIDTH, soft_wrap=True)
+        return Console(file=file, stderr=stderr)
+    return Console(file=file, stderr=stderr, width=PIPE_WIDTH, soft_wrap=True)
 
 
 console = make_console(sys.stdout)

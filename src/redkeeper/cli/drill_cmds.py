@@ -54,7 +54,10 @@ def _interrupt_on_sigterm() -> Iterator[None]:
 )
 @click.option("--repeat", type=click.IntRange(1, 50), default=1, help="Run the list N times.")
 @click.option("--list", "list_only", is_flag=True, help="Describe the scenarios and their bars.")
-@click.option("--connections", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option(
+    "--connections", type=click.IntRange(1, 64), default=4, show_default=True,
+    help="Client connections of the write workload (one thread each).",
+)  # fmt: skip
 @click.option(
     "--rate",
     type=click.FloatRange(1.0, 2000.0),

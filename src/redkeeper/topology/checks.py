@@ -12,7 +12,7 @@ from redkeeper.topology.resolve import Resolver, resolve_hosts, same_socket
 from redkeeper.topology.schema import TopologySpec
 
 #: The smallest `sentinel.down_after_ms` with no double failover measured here (0 in 30
-#: failovers at 1500 ms; about 1 in 9 at 1000 ms): `benchmarks/bench_double_failover.py`.
+#: failovers at 1500 ms; 3 in 20 at 1000 ms): `benchmarks/bench_double_failover.py`.
 SAFE_DOWN_AFTER_MS = 1500
 
 
