@@ -23,7 +23,7 @@ from redkeeper.process import port_open
 from redkeeper.rediskit import sync_client
 from redkeeper.stack import LocalStack
 from redkeeper.topology import load_topology
-from tests.support import load, processes_using, run_cli, wait_until, write_topology
+from tests.support import agent_metric, load, processes_using, run_cli, wait_until, write_topology
 
 pytestmark = pytest.mark.integration
 
@@ -85,6 +85,8 @@ def test_operator_path(tmp_path: Path) -> None:
             return report if shards[0]["refuses_writes"] else None
 
         report = wait_until(refuses, 40, interval=0.5, what="shard1 refuses writes")
+        gauge = "redkeeper_shard_refuses_writes"
+        wait_until(lambda: agent_metric(topology, gauge) == 1, 10, what=f"{gauge} 1")
         assert report["exit"] == 1 and report["healthy"] is False
         text = run_cli("status", "-c", str(topo))
         assert text.returncode == 1
@@ -102,6 +104,7 @@ def test_operator_path(tmp_path: Path) -> None:
             assert f"{node.name} ready in" in back.stderr, back.stderr
         healthy = run_cli("status", "-c", str(topo))
         assert healthy.returncode == 0 and "healthy" in healthy.stdout, healthy.stdout
+        wait_until(lambda: agent_metric(topology, gauge) == 0, 10, what=f"{gauge} 0")
 
         bench = run_cli("bench", "-c", str(topo), "--requests", "1000", "--json")
         assert bench.returncode == 0, bench.stderr

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from redkeeper.core.nodes import NodeFacts, refuses_writes
+from redkeeper.model import Address
 from redkeeper.stack.status import NodeStatus, write_refusal
 from redkeeper.topology import Topology, load_topology
 from tests.support import write_topology
@@ -44,3 +46,15 @@ def test_enough_replicas_or_no_setting_or_no_master(tmp_path: Path) -> None:
     assert write_refusal(one, "127.0.0.1:7003", [replica]) is None  # the master is not up
     # no Sentinel verdict: the one node that says role master is judged
     assert write_refusal(one, None, [replica, _master(0, 0)]) is not None
+
+
+def test_the_agents_rule_counts_online_replicas_within_the_lag() -> None:
+    master = Address("127.0.0.1", 7003)
+    r1, r2 = Address("127.0.0.1", 7001), Address("127.0.0.1", 7002)
+    facts: dict[Address, NodeFacts | None] = {master: NodeFacts("master", lags={r1: 0, r2: 12})}
+    assert refuses_writes(master, facts, 1, 10) is False
+    assert refuses_writes(master, facts, 2, 10) is True  # r2 lags beyond 10 s
+    assert refuses_writes(master, {master: NodeFacts("master")}, 1, 10) is True
+    assert refuses_writes(master, {master: NodeFacts("master")}, 0, 10) is False
+    assert refuses_writes(master, {master: None}, 1, 10) is None  # silent: unknown
+    assert refuses_writes(master, {master: NodeFacts("slave", r1, "connected")}, 1, 10) is None

@@ -210,6 +210,7 @@ def _with_topology(
         inventory=topology.inventory(),
         settings=agent_settings(topology),
         metrics_address=metrics_address,
+        write_guard=(spec.redis.min_replicas_to_write, spec.redis.min_replicas_max_lag),
     )
 
 
