@@ -18,9 +18,9 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
-from redkeeper.cli.app import cli, config_option, console, err_console, load
+from redkeeper.cli.app import address_column, cli, config_option, console, err_console, load
 from redkeeper.data import (
     CheckReport,
     DataError,
@@ -133,9 +133,17 @@ def locate(config: Path | None, keys: tuple[str, ...], as_json: bool, as_hex: bo
         click.echo(json.dumps(report, indent=2))
     else:
         tag = f", hash_tag {proxy.hash_tag}" if proxy.hash_tag else ""
-        table = Table(title=f"{proxy.hash} / {proxy.distribution}{tag}", title_justify="left")
-        for column in ("key", "shard", "index", "hash", "point", "master"):
-            table.add_column(column)
+        masters_shown = [str(row["master"] or "unknown") for row in rows]
+        table = Table(
+            Column("key", overflow="fold"),
+            "shard",
+            "index",
+            "hash",
+            "point",
+            address_column("master", masters_shown),
+            title=f"{proxy.hash} / {proxy.distribution}{tag}",
+            title_justify="left",
+        )
         for row in rows:
             table.add_row(
                 escape(str(row["key"])),
