@@ -272,11 +272,14 @@ class LocalStack:
         def serving() -> str | None:
             if proc.exited() is not None:
                 raise ProcessError(f"{proc.name} exited; last log lines:\n{proc.tail_log()}")
-            return ready.proxy_serving(listen, password)
+            reason = ready.proxy_serving(listen, password)
+            if reason is None and self.with_agent:
+                reason = ready.agent_answers(self.topology)
+            return reason
 
         reason = self._poll(serving, self.timings.proxy)
         if reason:
-            raise ProcessError(f"nutcracker on {listen} does not serve requests: {reason}")
+            raise ProcessError(f"{proc.name}: nutcracker on {listen} is not ready: {reason}")
         by_agent = " (run by the agent)" if self.with_agent else ""
         self.log(f"nutcracker serving on {listen}{by_agent}")
 

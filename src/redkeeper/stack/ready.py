@@ -105,6 +105,14 @@ def port_ready(address: Address) -> str | None:
     return None if port_open(address.host, address.port) else f"{address} is closed"
 
 
+def agent_answers(topology: Topology) -> str | None:
+    """The agent's /healthz answers (whatever it says), when it has a metrics address."""
+    metrics = topology.spec.agent.metrics
+    if metrics is not None and probe.agent_health(metrics) is None:
+        return f"the agent's /healthz ({metrics}) does not answer yet"
+    return None
+
+
 def agent_ready(topology: Topology, password: str | None) -> str | None:
     """The agent answers /healthz with ok, and the proxy it runs serves."""
     metrics = topology.spec.agent.metrics
