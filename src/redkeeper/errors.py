@@ -2,6 +2,10 @@
 
 Every error carries a one-line, operator-facing message that names what is wrong and,
 where it can, the file, the field and the fix.
+
+Each error class carries the exit status the CLI ends with; `EXIT_CODES` is the table of
+every status (printed by `redkeeper --help`, copied in the README). `reconfig-hook` keeps
+Sentinel's own contract instead (0 done, 1 retry later, 2 give up).
 """
 
 from __future__ import annotations
@@ -11,6 +15,38 @@ from dataclasses import dataclass
 
 #: The words every unexpected exception is reported with (logs, the CLI); tests fail on them.
 BUG = "please report it as a BUG"
+
+EXIT_USAGE = 2  # click's own code for a bad command line; redkeeper's UsageError too
+EXIT_CONFIG = 78  # sysexits.h EX_CONFIG
+EXIT_BUG = 70  # sysexits.h EX_SOFTWARE: an unexpected exception
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+
+#: (code, meaning) for `--help` and the README; one row per code any command may return.
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (0, "success (status: healthy; check: clean; a drill: every bar met)"),
+    (
+        1,
+        "a verdict of no: status found problems, check found defects, a drill missed a bar; "
+        "or a failure at run time (a write, a load)",
+    ),
+    (EXIT_USAGE, "usage: unknown command, option or node name, bad or missing argument"),
+    (3, "environment: a binary is missing, or a port the stack needs is taken"),
+    (
+        4,
+        "local stack: not running (status: nothing answers), already running, or a "
+        "process that did not start or become ready",
+    ),
+    (5, "Sentinel: fewer than a majority answer, or no master is known"),
+    (6, "proxy: nutcracker or HAProxy could not be repointed"),
+    (7, "a drill could not run (unknown scenario, the stack did not recover)"),
+    (EXIT_BUG, f"unexpected internal error ({BUG})"),
+    (
+        EXIT_CONFIG,
+        "configuration: the topology file (or a nutcracker.yml) is unreadable or "
+        "invalid, or the password it names is not set",
+    ),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C); everything the command started is stopped"),
+)
 
 
 class RedkeeperError(Exception):
@@ -34,10 +70,17 @@ class Problem:
         return f"{text} (fix: {self.fix})" if self.fix else text
 
 
+class UsageError(RedkeeperError):
+    """A bad command line that click's own checks cannot see (a missing companion option,
+    an unknown node name). Exit status 2, like click's usage errors."""
+
+    exit_code = EXIT_USAGE
+
+
 class ConfigError(RedkeeperError):
     """One or more problems in a configuration file (topology, nutcracker.yml, ...)."""
 
-    exit_code = 2
+    exit_code = EXIT_CONFIG
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = list(problems)

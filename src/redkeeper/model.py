@@ -1,4 +1,9 @@
-"""Pure value types shared by every layer: addresses and their parsing."""
+"""Pure value types shared by every layer: addresses and their parsing, and keys.
+
+A Redis key is bytes. Where a key travels as a str (command-line arguments, redis-py replies
+decoded with `surrogateescape`), bytes that are not UTF-8 are lone surrogates: `key_bytes`
+gives the exact bytes back, `show_key` a printable form.
+"""
 
 from __future__ import annotations
 
@@ -47,3 +52,16 @@ class Address:
         if ":" in self.host:
             return f"[{self.host}]:{self.port}"
         return f"{self.host}:{self.port}"
+
+
+def key_bytes(key: str | bytes) -> bytes:
+    """The exact bytes of a key given as str (surrogate-escaped, like sys.argv) or bytes."""
+    return key if isinstance(key, bytes) else key.encode("utf-8", "surrogateescape")
+
+
+def show_key(key: str | bytes) -> str:
+    """A key for people and JSON: UTF-8, with invalid bytes and control characters escaped."""
+    text = key_bytes(key).decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

@@ -3,6 +3,10 @@
 Every client: RESP2 (redis-py 8 defaults to RESP3's HELLO, which nutcracker rejects), no
 CLIENT SETINFO on connect (nutcracker closes the connection on it), and no hidden retries or
 reconnects (redis-py retries 3 times with backoff by default; a probe must answer now or not).
+
+Keys are bytes: the synchronous client decodes replies with `surrogateescape`, so a key that
+is not UTF-8 comes back as a str that encodes back to the very same bytes (`model.key_bytes`)
+when it is sent again (SCAN then UNLINK, MGET) — never a UnicodeDecodeError.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ def sync_client(address: Address, password: str | None = None, timeout: float = 
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         decode_responses=True,
+        encoding_errors="surrogateescape",
         retry=Retry(NoBackoff(), 0, supported_errors=()),
         protocol=2,
         driver_info=None,

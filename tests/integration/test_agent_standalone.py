@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from redkeeper.errors import EXIT_CONFIG
 from redkeeper.model import Address
 from redkeeper.process import free_port
 from tests.support import (
@@ -147,7 +148,7 @@ def test_corrupt_or_unnamed_config_is_refused_at_start(
         "",
         timeout=30,
     )
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == EXIT_CONFIG, result.stderr
     assert expected in result.stderr and str(path) in result.stderr
     assert path.read_text() == content
     assert not (tmp_path / "nutcracker.yml.bak").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from redkeeper.errors import EXIT_CONFIG
 from redkeeper.process import ProcessRecord
 from redkeeper.stack import state
 from tests.support import load, run_cli, write_topology
@@ -71,8 +72,14 @@ def test_up_load_status_down(tmp_path: Path) -> None:
     assert json.loads((topology.state_dir / "masters.json").read_text()) == {
         s.name: str(s.master) for s in topology.spec.shards
     }
-    unhealthy = run_cli("status", "-c", str(topo_path), "--json")
-    assert unhealthy.returncode == 1 and json.loads(unhealthy.stdout)["healthy"] is False
+    nothing = run_cli("status", "-c", str(topo_path), "--json")
+    assert nothing.returncode == 4, nothing.stdout + nothing.stderr
+    report = json.loads(nothing.stdout)
+    assert report["healthy"] is False and report["running"] is False
+    text = run_cli("status", "-c", str(topo_path))
+    assert text.returncode == 4
+    assert text.stdout.startswith(f"nothing running from {topology.state_dir}"), text.stdout
+    assert len(text.stdout.splitlines()) == 1  # no table of 14 "does not answer" lines
 
 
 def test_second_up_and_busy_port_start_nothing(tmp_path: Path) -> None:
@@ -125,7 +132,7 @@ def test_bad_topology_reports_all_mistakes_and_writes_nothing(tmp_path: Path) ->
     before = sorted(p.name for p in tmp_path.iterdir())
     for args in (["validate", str(path)], ["up", str(path), "--detach"]):
         result = run_cli(*args, cwd=tmp_path)
-        assert result.returncode == 2, result.stderr
+        assert result.returncode == EXIT_CONFIG, result.stderr
         lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(lines) == 3, result.stderr
         assert any("shards[1].name" in line for line in lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from redkeeper.data import ring_for
@@ -35,6 +36,7 @@ def test_locate_json(tmp_path: Path) -> None:
         placement = ring.locate(key.encode())
         assert row == {
             "key": key,
+            "key_hex": key.encode().hex(),
             "shard": placement.name,
             "index": placement.index,
             "hash": placement.key_hash,
@@ -67,3 +69,20 @@ def test_load_without_a_proxy_fails_clearly(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"error: cannot talk to {listen}: ConnectionRefusedError" in result.stderr
     assert not (tmp_path / "state" / "data" / "manifest.json").exists()
+
+
+def test_locate_takes_any_key_bytes_as_argument_or_hex(tmp_path: Path) -> None:
+    path = write_topology(tmp_path)
+    raw = b"\xff\xfeuser:\x01"
+    as_arg = run_cli("locate", "-c", str(path), "--json", os.fsdecode(raw))
+    as_hex = run_cli("locate", "-c", str(path), "--json", "--hex", raw.hex())
+    placement = ring_for(load(path)).locate(raw)
+    for result in (as_arg, as_hex):
+        assert result.returncode == 0, result.stderr
+        (row,) = json.loads(result.stdout)["keys"]
+        assert row["key_hex"] == raw.hex() and row["key"] == "\\xff\\xfeuser:\\x01"
+        assert (row["shard"], row["hash"]) == (placement.name, placement.key_hash)
+    table = run_cli("locate", "-c", str(path), os.fsdecode(raw))
+    assert table.returncode == 0 and "\\xff\\xfeuser:\\x01" in table.stdout, table.stderr
+    bad = run_cli("locate", "-c", str(path), "--hex", "zz")
+    assert bad.returncode == 2 and "is not hex" in bad.stderr

@@ -8,17 +8,19 @@ import pytest
 
 from redkeeper.errors import TopologyError
 from redkeeper.model import Address
-from redkeeper.topology import DEFAULT_SOURCE, load_topology, parse_topology
+from redkeeper.topology import DEFAULT_SOURCE, Topology, load_topology, parse_topology
+from redkeeper.topology.checks import SAFE_DOWN_AFTER_MS, check
+from redkeeper.topology.resolve import resolve_hosts, same_socket
 
 GOOD = """
 sentinel: {nodes: [127.0.0.1:26379, 127.0.0.1:26380, 127.0.0.1:26381], quorum: 2,
-           down_after_ms: 1000, failover_timeout_ms: 10000}
+           down_after_ms: 1500, failover_timeout_ms: 10000}
 shards:
   - {name: a, master: 127.0.0.1:6000, replicas: [127.0.0.1:6001]}
 """
 
 
-def parse(text: str) -> object:
+def parse(text: str) -> Topology:
     return parse_topology(text, source="t.yaml", base_dir=Path("/srv"))
 
 
@@ -38,7 +40,7 @@ def test_embedded_default_matches_the_documented_stack() -> None:
     assert spec.shards[1].master == Address("127.0.0.1", 7666)
     assert [a.port for a in spec.sentinel.nodes] == [26379, 26380, 26381]
     assert spec.sentinel.quorum == 2
-    assert spec.sentinel.down_after_ms == 1000
+    assert spec.sentinel.down_after_ms == SAFE_DOWN_AFTER_MS == 1500
     assert spec.proxy.listen == Address("127.0.0.1", 22121)
     assert spec.proxy.stats == Address("127.0.0.1", 22222)
     assert (spec.proxy.hash, spec.proxy.distribution) == ("fnv1a_64", "ketama")
@@ -115,6 +117,59 @@ def test_warnings_do_not_fail() -> None:
     )
     fields = sorted(w.field for w in topology.warnings)
     assert fields == ["proxy.auto_eject_hosts", "sentinel.nodes"]
+
+
+def test_down_after_below_the_safe_value_warns_with_the_reason() -> None:
+    risky = parse(GOOD.replace("down_after_ms: 1500", "down_after_ms: 1000"))
+    (warning,) = [w for w in risky.warnings if w.field == "sentinel.down_after_ms"]
+    assert "1000 ms is below 1500 ms" in str(warning)
+    assert "fails over the master it has just promoted" in str(warning)
+    assert "fix: set down_after_ms: 1500 or more" in str(warning)
+    safe = parse(GOOD)
+    assert safe.warnings == ()
+
+
+def test_the_same_socket_spelled_twice_is_a_duplicate() -> None:
+    text = GOOD.replace("replicas: [127.0.0.1:6001]", "replicas: [localhost:6000]")
+    found = problems(text)
+    assert any(
+        p.startswith(
+            "t.yaml: shards[0].replicas[0]: address localhost:6000 is already used by "
+            "shards[0].master (127.0.0.1:6000: the same socket)"
+        )
+        for p in found
+    ), found
+
+
+def test_duplicates_use_the_injected_resolver() -> None:
+    spec = load_topology(None).spec
+    moved = spec.model_copy(
+        update={
+            "proxy": spec.proxy.model_copy(
+                update={"listen": Address("db.example", spec.shards[0].master.port)}
+            )
+        }
+    )
+    names = {"db.example": frozenset({"127.0.0.1"})}
+
+    def fake(hosts: object) -> dict[str, frozenset[str]]:
+        return {h: names.get(h) or frozenset({h}) for h in hosts}  # type: ignore[attr-defined]
+
+    errors, _warnings = check(moved, "t.yaml", resolve=fake)
+    assert [e.field for e in errors] == ["proxy.listen"]
+    errors, _warnings = check(moved, "t.yaml", resolve=lambda hosts: {})
+    assert errors == []  # unknown names are compared by spelling
+
+
+def test_resolution_and_wildcards() -> None:
+    found = resolve_hosts(["localhost", "127.0.0.1", "no-such-host.invalid"], timeout=5)
+    assert "127.0.0.1" in found["localhost"]
+    assert found["127.0.0.1"] == frozenset({"127.0.0.1"})
+    assert found["no-such-host.invalid"] == frozenset()
+    assert same_socket(frozenset({"0.0.0.0"}), frozenset({"127.0.0.1"}))
+    assert not same_socket(frozenset({"0.0.0.0"}), frozenset({"::1"}))
+    assert not same_socket(frozenset({"10.0.0.1"}), frozenset({"10.0.0.2"}))
+    assert not same_socket(frozenset({"::"}), frozenset({"somehost"}))
 
 
 def test_password_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -48,6 +48,13 @@ class AgentMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5),
             registry=r,
         )
+        self.refuses_writes = Gauge(
+            "redkeeper_shard_refuses_writes",
+            "1 while the shard's master has fewer good replicas than min-replicas-to-write "
+            "(every write gets NOREPLICAS)",
+            ["shard"],
+            registry=r,
+        )
         self.events = Counter(
             "redkeeper_sentinel_events", "Sentinel events received", ["event"], registry=r
         )

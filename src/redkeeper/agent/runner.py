@@ -38,7 +38,7 @@ from redkeeper.core import (
     decide_masters,
     timing_for,
 )
-from redkeeper.core.nodes import NodesView
+from redkeeper.core.nodes import NodesView, refuses_writes
 from redkeeper.errors import BUG, RedkeeperError
 from redkeeper.model import Address
 from redkeeper.proxy.base import Target
@@ -113,7 +113,10 @@ class Agent:
         query: Query | None = None,
         role: RoleCheck = role_of,
         shards: Mapping[str, Iterable[Address]] | None = None,
+        write_guard: tuple[int, int] | None = None,
     ) -> None:
+        """`write_guard`: (min-replicas-to-write, min-replicas-max-lag) of the nodes: node
+        facts are then gathered in every mode, to report `redkeeper_shard_refuses_writes`."""
         self.sentinels = list(sentinels)
         self.target = target
         self.password = password
@@ -133,6 +136,8 @@ class Agent:
         self.state = AgentState()
         self.memory = Memory()
         self.nodes: NodesView | None = None
+        self.write_guard = write_guard if write_guard and write_guard[0] > 0 else None
+        self._masters: dict[str, Address] = {}
         self._wake = asyncio.Event()
         self._first_notice: float | None = None
         self._event_woke = False
@@ -208,7 +213,7 @@ class Agent:
             ping_interval=self.settings.ping_interval,
         )
         tasks = [asyncio.create_task(self._watcher.run(), name="sentinel-watcher")]
-        if self.target.needs_nodes:
+        if self.target.needs_nodes or self.write_guard is not None:
             tasks.append(asyncio.create_task(self._refresh_nodes(), name="node-facts"))
         server = None
         if self.metrics_address is not None:
@@ -233,13 +238,23 @@ class Agent:
             log.info("agent stopped")
 
     async def _refresh_nodes(self) -> None:
-        """Keep `self.nodes` fresh (once a period), for `Target.repair`."""
+        """Keep `self.nodes` fresh (once a period), for `Target.repair` and the write guard."""
         while True:
             try:
                 self.nodes = await self.observer.nodes()
+                self._gauge_writes(self.nodes)
             except Exception:
                 log.exception("unexpected error gathering node facts; %s", BUG)
             await asyncio.sleep(self.settings.period)
+
+    def _gauge_writes(self, nodes: NodesView) -> None:
+        if self.write_guard is None:
+            return
+        required, max_lag = self.write_guard
+        for shard, master in self._masters.items():
+            refused = refuses_writes(master, nodes.facts, required, max_lag)
+            if refused is not None:
+                self.metrics.refuses_writes.labels(shard).set(1 if refused else 0)
 
     async def _wait(self, stop: asyncio.Event, timeout: float) -> bool:
         """Wait for a wake-up, stop or timeout; True when woken by an event."""
@@ -287,6 +302,7 @@ class Agent:
         answers = await self.observer.sentinels()
         routes = await self.target.routes()
         masters = decide_masters(answers, self.sentinels, names=list(routes))
+        self._masters = {**self._masters, **masters.addresses()}
         roles = await self.observer.roles(candidates(masters, routes))
         decision = decide(
             Observation(masters, routes, roles, now, notice),

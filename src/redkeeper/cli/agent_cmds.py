@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import click
 from redkeeper.agent import Agent, AgentSettings
 from redkeeper.agent import logs as agent_logs
 from redkeeper.cli.app import ArgvTailCommand, cli, config_option, load, restart_cmd_option
-from redkeeper.errors import Problem, TopologyError
+from redkeeper.errors import Problem, UsageError
 from redkeeper.model import Address
 from redkeeper.process import find_binary
 from redkeeper.proxy.base import Target
@@ -27,9 +28,11 @@ from redkeeper.proxy.twemproxy.restart import ManagedNutcracker
 from redkeeper.proxy.twemproxy.targets import read_text
 from redkeeper.render import Layout, haproxy_plan, nutcracker_argv
 
+log = logging.getLogger("redkeeper.agent")
 
-def _usage(field: str, message: str, fix: str) -> TopologyError:
-    return TopologyError([Problem("redkeeper agent", field, message, fix)])
+
+def _usage(field: str, message: str, fix: str) -> UsageError:
+    return UsageError(str(Problem("redkeeper agent", field, message, fix)))
 
 
 def _address(text: str, field: str) -> Address:
@@ -41,19 +44,48 @@ def _address(text: str, field: str) -> Address:
 
 @cli.command(cls=ArgvTailCommand)
 @config_option
-@click.option("--sentinel", "sentinels", multiple=True, help="Standalone: a Sentinel host:port.")
-@click.option("--nutcracker-config", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--sentinel", "sentinels", multiple=True, metavar="HOST:PORT",
+    help="Standalone: a Sentinel to follow (repeat it for each; no topology file then).",
+)  # fmt: skip
+@click.option(
+    "--nutcracker-config", type=click.Path(path_type=Path, dir_okay=False),
+    help="The nutcracker.yml to keep pointed at the masters (with a topology: default "
+    "STATE_DIR/nutcracker/nutcracker.yml of the local stack).",
+)  # fmt: skip
 @click.option("--managed", is_flag=True, help="Run nutcracker as the agent's child.")
 @restart_cmd_option
-@click.option("--staging", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--staging", type=click.Path(path_type=Path, dir_okay=False),
+    help="Write each new nutcracker.yml here for `redkeeper apply-staged` (run as root) to "
+    "install and restart, instead of restarting nutcracker itself.",
+)  # fmt: skip
 @click.option("--stats", default=None, help="Standalone --managed: nutcracker stats host:port.")
 @click.option("--metrics", default=None, help="host:port for /metrics and /healthz; '' disables.")
 @click.option("--password-env", default=None, help="Standalone: env var holding the password.")
-@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
-@click.option("--debounce-ms", type=click.IntRange(0, 10000), default=None)
-@click.option("--period-ms", type=click.IntRange(50, 600000), default=None)
-@click.option("--coalesce-ms", type=click.IntRange(0, 60000), default=None)
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+    help="Where the managed nutcracker's record and log live (default: the topology's "
+    "state_dir; standalone: the nutcracker.yml's directory).",
+)  # fmt: skip
+@click.option(
+    "--debounce-ms", type=click.IntRange(0, 10000), default=None,
+    help="Wait this long after a Sentinel event before acting, to gather a burst "
+    "(default: agent.debounce_ms).",
+)  # fmt: skip
+@click.option(
+    "--period-ms", type=click.IntRange(50, 600000), default=None,
+    help="Ask the Sentinels this often even without events (default: agent.period_ms).",
+)  # fmt: skip
+@click.option(
+    "--coalesce-ms", type=click.IntRange(0, 60000), default=None,
+    help="Hold a ready change at most this long while another shard is mid-failover, so "
+    "both cost one nutcracker restart (default: agent.coalesce_ms).",
+)  # fmt: skip
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="Log lines on stderr: dated text, or one JSON object a line.",
+)  # fmt: skip
 def agent(
     config: Path | None,
     sentinels: tuple[str, ...],
@@ -71,6 +103,9 @@ def agent(
     log_format: str,
 ) -> None:
     """Keep nutcracker pointed at Sentinel's current masters.
+
+    Without -c or --sentinel it follows the embedded default topology's Sentinels
+    (127.0.0.1:26379, 127.0.0.1:26380, 127.0.0.1:26381) and says so when it starts.
 
     \b
     With a topology:  redkeeper agent -c topology.yaml [--managed]
@@ -123,6 +158,12 @@ def _with_topology(
     state_dir: Path | None,
 ) -> Agent:
     topology = load(config)
+    log.info(
+        "topology %s%s: following the Sentinels %s",
+        topology.source,
+        " (no -c FILE and no --sentinel given)" if config is None else "",
+        ", ".join(str(a) for a in topology.spec.sentinel.nodes),
+    )
     if state_dir is not None:
         topology = replace(topology, spec=topology.spec.model_copy(update={"state_dir": state_dir}))
     spec = topology.spec
@@ -167,6 +208,7 @@ def _with_topology(
         inventory=topology.inventory(),
         settings=AgentSettings.for_topology(topology),
         metrics_address=metrics_address,
+        write_guard=(spec.redis.min_replicas_to_write, spec.redis.min_replicas_max_lag),
     )
 
 
@@ -187,6 +229,7 @@ def _standalone(
         )
     strategy = choose()
     addresses = [_address(s, "--sentinel") for s in sentinels]
+    log.info("standalone: following the Sentinels %s", ", ".join(map(str, addresses)))
     password = None
     if password_env:
         password = os.environ.get(password_env)

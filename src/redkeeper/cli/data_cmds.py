@@ -18,9 +18,9 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
-from redkeeper.cli.app import cli, config_option, console, err_console, load
+from redkeeper.cli.app import address_column, cli, config_option, console, err_console, load
 from redkeeper.data import (
     CheckReport,
     DataError,
@@ -32,6 +32,7 @@ from redkeeper.data import (
 )
 from redkeeper.data.check import Defects
 from redkeeper.errors import ConfigError, SentinelError
+from redkeeper.model import key_bytes, show_key
 
 SHOWN = 20
 
@@ -66,12 +67,36 @@ def _progress(quiet: bool) -> Iterator[tuple[Callable[[str, int], None], Callabl
 
 
 # --------------------------------------------------------------------------- locate
+def _key_arguments(keys: tuple[str, ...], as_hex: bool) -> list[bytes]:
+    """Each KEY's exact bytes: the argument's own bytes (any, not only UTF-8), or hex."""
+    if not as_hex:
+        return [key_bytes(k) for k in keys]
+    found = []
+    for key in keys:
+        try:
+            found.append(bytes.fromhex(key))
+        except ValueError:
+            raise click.BadParameter(
+                f"{show_key(key)!r} is not hex (two digits a byte, e.g. ff00 for b'\\xff\\x00')",
+                param_hint="KEY",
+            ) from None
+    return found
+
+
 @cli.command()
 @config_option
-@click.argument("keys", nargs=-1, required=True)
+@click.argument("keys", nargs=-1, required=True, metavar="KEY...")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def locate(config: Path | None, keys: tuple[str, ...], as_json: bool) -> None:
-    """Where each KEY lives: shard, ring index, key hash, ring point and the shard's master."""
+@click.option(
+    "--hex", "as_hex", is_flag=True,
+    help="Each KEY is given in hex (for keys a shell cannot pass, e.g. with a NUL byte).",
+)  # fmt: skip
+def locate(config: Path | None, keys: tuple[str, ...], as_json: bool, as_hex: bool) -> None:
+    """Where each KEY lives: shard, ring index, key hash, ring point and the shard's master.
+
+    A KEY is taken byte for byte, whatever its encoding; non-printable bytes are shown
+    escaped (\\xff), and --json adds each key's exact bytes in hex."""
+    raw_keys = _key_arguments(keys, as_hex)
     topology = load(config)
     ring = ring_for(topology)
     masters: dict[str, str] = {}
@@ -82,11 +107,12 @@ def locate(config: Path | None, keys: tuple[str, ...], as_json: bool) -> None:
     except (SentinelError, ConfigError) as exc:
         unknown = str(exc).splitlines()[0]
     rows = []
-    for key in keys:
-        placement = ring.locate(key.encode())
+    for key in raw_keys:
+        placement = ring.locate(key)
         rows.append(
             {
-                "key": key,
+                "key": show_key(key),
+                "key_hex": key.hex(),
                 "shard": placement.name,
                 "index": placement.index,
                 "hash": placement.key_hash,
@@ -107,9 +133,17 @@ def locate(config: Path | None, keys: tuple[str, ...], as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2))
     else:
         tag = f", hash_tag {proxy.hash_tag}" if proxy.hash_tag else ""
-        table = Table(title=f"{proxy.hash} / {proxy.distribution}{tag}", title_justify="left")
-        for column in ("key", "shard", "index", "hash", "point", "master"):
-            table.add_column(column)
+        masters_shown = [str(row["master"] or "unknown") for row in rows]
+        table = Table(
+            Column("key", overflow="fold"),
+            "shard",
+            "index",
+            "hash",
+            "point",
+            address_column("master", masters_shown),
+            title=f"{proxy.hash} / {proxy.distribution}{tag}",
+            title_justify="left",
+        )
         for row in rows:
             table.add_row(
                 escape(str(row["key"])),

@@ -16,13 +16,16 @@ from pathlib import Path
 from types import FrameType
 
 import click
+from rich.markup import escape
 
 from redkeeper.cli.app import cli, config_option, console, err_console, load
 from redkeeper.drills.scenarios import DrillError, DrillFailedError, describe_bars, select
+from redkeeper.errors import StackError
+from redkeeper.topology import Topology
 
 
 def _log(message: str) -> None:
-    err_console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
+    err_console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {escape(message)}", highlight=False)
 
 
 @contextlib.contextmanager
@@ -61,7 +64,10 @@ def _interrupt_on_sigterm() -> Iterator[None]:
 )
 @click.option("--repeat", type=click.IntRange(1, 50), default=1, help="Run the list N times.")
 @click.option("--list", "list_only", is_flag=True, help="Describe the scenarios and their bars.")
-@click.option("--connections", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option(
+    "--connections", type=click.IntRange(1, 64), default=4, show_default=True,
+    help="Client connections of the write workload (one thread each).",
+)  # fmt: skip
 @click.option(
     "--rate",
     type=click.FloatRange(1.0, 2000.0),
@@ -132,25 +138,70 @@ def drill(
 @cli.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
-@click.option("--requests", type=click.IntRange(1000, 10_000_000), default=100_000)
-@click.option("--clients", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option(
+    "--requests", type=click.IntRange(1000, 10_000_000), default=100_000, show_default=True,
+    help="Requests per redis-benchmark run (one command, one -P, one endpoint).",
+)  # fmt: skip
+@click.option(
+    "--clients", type=click.IntRange(1, 1000), default=50, show_default=True,
+    help="Parallel connections of redis-benchmark.",
+)  # fmt: skip
 def bench(config: Path | None, as_json: bool, requests: int, clients: int) -> None:
-    """redis-benchmark at -P 1 and -P 16: a master directly vs through the proxy.
+    """redis-benchmark (SET, GET, INCR, LPUSH, LPOP at -P 1 and -P 16) against shard 1's
+    master directly and through the proxy, with ratios; a line per run as it goes.
 
-    Uses the running stack of -c FILE (or the default), else starts one and stops it after.
-    Writes redis-benchmark's own keys (key:*, counter:*, mylist) to the stack.
+    Needs a healthy stack: it refuses an unhealthy one and never starts, stops or restarts
+    a node of it. With no stack running from the state dir it starts one, says so, and
+    stops it afterwards. Its keys (rkbench:<run>:*) are removed from every master after
+    the run, also after a failure or Ctrl-C.
     """
-    from redkeeper.drills.bench import BenchSettings, bench_table  # noqa: PLC0415
+    from redkeeper.drills.bench import BenchSettings, bench_table, cleanup, new_prefix  # noqa: PLC0415
     from redkeeper.drills.bench import bench as run_bench  # noqa: PLC0415
-    from redkeeper.drills.runner import DrillRunner  # noqa: PLC0415
 
     topology = load(config)
     settings = BenchSettings(requests=requests, clients=clients)
-    with _interrupt_on_sigterm(), DrillRunner(topology, log=_log) as runner:
-        result = run_bench(topology, runner.password, settings=settings, log=_log)
+    prefix = new_prefix()
+    with _interrupt_on_sigterm(), _bench_stack(topology) as password:
+        _log(f"keys under {prefix}* (removed afterwards)")
+        try:
+            result = run_bench(topology, password, prefix, settings=settings, log=_log)
+        finally:
+            removed = cleanup(topology, password, prefix)
+            _log(f"removed {removed:,} benchmark key(s) {prefix}* from the masters")
+        result.keys_removed = removed
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
         return
     console.print(bench_table(result))
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
+
+
+@contextlib.contextmanager
+def _bench_stack(topology: Topology) -> Iterator[str | None]:
+    """The password of the stack to measure: the running one if healthy (else StackError),
+    or one started here, announced, and stopped afterwards."""
+    from redkeeper.stack import LocalStack  # noqa: PLC0415
+    from redkeeper.stack.status import collect  # noqa: PLC0415
+
+    password = topology.password()
+    stack = LocalStack(topology, log=_log)
+    running = stack.running_records()
+    if running:
+        report = collect(topology, password, any(r.name == "agent" for r in running), True)
+        if report.problems:
+            raise StackError(
+                f"the stack of {stack.state_dir} is not healthy: {report.problems[0]} "
+                "(fix: `redkeeper status`, then `redkeeper start NODE`; bench starts or "
+                "stops nothing in a running stack)"
+            )
+        _log(f"benchmarking the running stack of {stack.state_dir}")
+        yield password
+        return
+    _log(f"no stack running from {stack.state_dir}: starting one for the benchmark")
+    stack.up()
+    try:
+        yield password
+    finally:
+        _log("stopping the stack the benchmark started")
+        stack.down()

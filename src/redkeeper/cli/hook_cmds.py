@@ -6,7 +6,7 @@ the agent (architecture §3 rule 7).
   the privileged watcher. Each Sentinel calls it once, concurrently: an exclusive flock
   serialises them and only the first one does any work. Exit status follows Sentinel's rules:
   0 done or nothing to do, 1 retry later (`RetryLaterError`), 2 give up (`HookRefusedError`).
-- `apply-staged` runs the privileged watcher of the seeds' iwatch pattern.
+- `apply-staged` runs the privileged watcher of the classic iwatch pattern.
 
 The hook writes and restarts through the one apply sequence (`proxy.twemproxy.apply`): its
 `restart-pending` marker makes a restart that failed (or was killed) be retried by
@@ -36,6 +36,7 @@ from redkeeper.errors import (
     NutcrackerConfigError,
     RedkeeperError,
     RetryLaterError,
+    UsageError,
 )
 from redkeeper.fsutil import atomic_write, backup_path, exclusive_lock
 from redkeeper.model import Address
@@ -70,7 +71,7 @@ def sentinel_exit_codes() -> Iterator[None]:
         yield
     except (RetryLaterError, HookRefusedError):
         raise
-    except (ConfigError, BinaryNotFoundError) as exc:
+    except (ConfigError, BinaryNotFoundError, UsageError) as exc:
         raise HookRefusedError(str(exc)) from exc
     except RedkeeperError as exc:  # ProcessError (nutcracker -t hung), ApplyError (write)
         raise RetryLaterError(str(exc)) from exc
@@ -221,8 +222,14 @@ def _hook_staging(conf: Path, staging: Path, master: str, target: Address) -> st
     default=None,
     help="Write the new config here for `apply-staged` instead of restarting.",
 )
-@click.option("--lock-timeout", type=click.FloatRange(0, 20), default=10.0, show_default=True)
-@click.option("--restart-timeout", type=click.FloatRange(0.1, 30), default=20.0, show_default=True)
+@click.option(
+    "--lock-timeout", type=click.FloatRange(0, 20), default=10.0, show_default=True,
+    help="Seconds to wait for another Sentinel's call of the hook to finish (then exit 1).",
+)  # fmt: skip
+@click.option(
+    "--restart-timeout", type=click.FloatRange(0.1, 30), default=20.0, show_default=True,
+    help="Seconds the restart command may take (then exit 1: Sentinel retries).",
+)  # fmt: skip
 @restart_cmd_option
 def reconfig_hook(
     master: str,
@@ -294,7 +301,10 @@ def reconfig_hook(
     show_default=True,
     help="Also re-check this often (missed events, pending restarts).",
 )
-@click.option("--restart-timeout", type=click.FloatRange(0.1, 600), default=30.0, show_default=True)
+@click.option(
+    "--restart-timeout", type=click.FloatRange(0.1, 600), default=30.0, show_default=True,
+    help="Seconds the restart command may take.",
+)  # fmt: skip
 @restart_cmd_option
 def apply_staged(
     staging: Path,
@@ -307,7 +317,7 @@ def apply_staged(
     """Privileged watcher: copy a valid staged nutcracker.yml over the live one and restart.
 
     \b
-    The seeds' iwatch pattern, done right: inotify (close-write and rename into place),
+    The classic iwatch pattern, done right: inotify (close-write and rename into place),
     `nutcracker -t` first, atomic write with a .bak, argv restart command, bounded.
     """
     if not restart_cmd:

@@ -35,12 +35,14 @@ def init(file: Path, force: bool) -> None:
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 def validate(file: Path) -> None:
-    """Check a topology file; report every problem at once."""
+    """Check a topology file; report every problem at once (exit 78), each with its field and
+    fix. Warnings (risky but valid settings) are printed on stderr; the exit status stays 0."""
     topology = load(file)
     spec = topology.spec
     replicas = sum(len(s.replicas) for s in spec.shards)
+    warned = f" with {len(topology.warnings)} warning(s)" if topology.warnings else ""
     console.print(
-        f"{file}: OK — {len(spec.shards)} shard(s), {replicas} replica(s), "
+        f"{file}: OK{warned} — {len(spec.shards)} shard(s), {replicas} replica(s), "
         f"{len(spec.sentinel.nodes)} Sentinel(s) (quorum {spec.sentinel.quorum}), "
         f"proxy {spec.proxy.listen} {spec.proxy.hash}/{spec.proxy.distribution}, "
         f"mode {spec.proxy.mode}"
@@ -49,8 +51,14 @@ def validate(file: Path) -> None:
 
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--out", "out", type=click.Path(path_type=Path, file_okay=False), required=True)
-@click.option("--host", default=None, help="Only the files of this host.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Directory to write under, laid out like the hosts' / (copy it over / on the host).",
+)
+@click.option("--host", default=None, help="Only the files of this host (an address in FILE).")
 @click.option("--dry-run", is_flag=True, help="Compare with OUT and validate, but write nothing.")
 @click.option(
     "--diff",

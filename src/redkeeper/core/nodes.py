@@ -1,5 +1,5 @@
-"""Facts about the Redis nodes themselves (pure): what `INFO replication` says, and which
-replicas may serve reads.
+"""Facts about the Redis nodes themselves (pure): what `INFO replication` says, which
+replicas may serve reads, and whether a master refuses writes (`refuses_writes`).
 
 The agent's observation step gathers `NodeFacts` for every node of every shard when its
 target asks for them (steady mode's read and write pools, the redkeeper proxy's replica
@@ -14,7 +14,7 @@ uses) at most that. Reads it serves are therefore at most about `max_lag + 1` s 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
 from redkeeper.model import Address
@@ -97,3 +97,34 @@ def read_verdict(
         if lag > max_lag:
             return False, f"lag {lag} s > {max_lag} s"
     return True, f"replica of {master}, link connected"
+
+
+def readable_replicas(
+    shard: str,
+    master: Address | None,
+    nodes: Sequence[Address],
+    view: NodesView,
+    max_lag: int | None = None,
+) -> list[Address]:
+    """The replicas of `shard` that may serve reads now (`read_verdict`), in `nodes` order."""
+    if master is None:
+        return []
+    down = view.down.get(shard, frozenset())
+    return [n for n in nodes if read_verdict(n, master, view.facts, down, max_lag)[0]]
+
+
+def refuses_writes(
+    master: Address,
+    facts: Mapping[Address, NodeFacts | None],
+    required: int,
+    max_lag: int,
+) -> bool | None:
+    """Does `master` answer writes with -NOREPLICAS? Redis counts the replicas that are
+    online with a lag ≤ `max_lag` (min-replicas-max-lag) and refuses below `required`
+    (min-replicas-to-write). None when `master` did not answer as a master."""
+    if required <= 0:
+        return False
+    own = facts.get(master)
+    if own is None or own.role != "master":
+        return None
+    return sum(1 for lag in own.lags.values() if lag <= max_lag) < required

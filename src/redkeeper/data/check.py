@@ -36,21 +36,13 @@ from redkeeper.data.load import (
 )
 from redkeeper.data.masters import current_masters
 from redkeeper.data.ring import ring_for, shard_names
-from redkeeper.model import Address
+from redkeeper.model import Address, show_key
 from redkeeper.topology import Topology
 
 MGET_KEYS = 100
 SCAN_COUNT = 1000
 EXISTS_BATCH = 1000
 JSON_CAP = 10_000
-
-
-def show_key(key: bytes) -> str:
-    """A key for people and JSON: UTF-8, with invalid bytes and control characters escaped."""
-    text = key.decode("utf-8", "backslashreplace")
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 @dataclass

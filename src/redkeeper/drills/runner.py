@@ -38,7 +38,7 @@ from redkeeper.drills.scenarios import (
 )
 from redkeeper.drills.timeline import Timeline
 from redkeeper.errors import RedkeeperError, SentinelError
-from redkeeper.model import Address
+from redkeeper.model import Address, key_bytes
 from redkeeper.process import port_open
 from redkeeper.stack import LocalStack, probe, state
 from redkeeper.stack.status import collect
@@ -117,7 +117,7 @@ class DrillRunner:
         self.shards = [s.name for s in topology.shards]
         ring = ring_for(topology)
         names = shard_names(ring)
-        self.locate: Callable[[str], str] = lambda key: names[ring.index_of(key.encode())]
+        self.locate: Callable[[str], str] = lambda key: names[ring.index_of(key_bytes(key))]
         self.down_after = topology.spec.sentinel.down_after_ms / 1000.0
         self.stack = LocalStack(topology, log=log)
         self.own = False

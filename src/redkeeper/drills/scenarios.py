@@ -121,11 +121,11 @@ def describe_bars(bars: Bars) -> list[str]:
         out.append(f"acknowledged writes lost ≤ connections × {masters}")
     out.append("0 keys on the wrong shard")
     if bars.wu == "dam+5s":
-        out.append("WU of the faulted shard ≤ down-after + 5 s, in one outage")
+        out.append("write unavailability of the faulted shard ≤ down-after + 5 s, in one outage")
     elif bars.wu == "dam+2ft+5s":
-        out.append("WU ≤ down-after + 2 × failover-timeout + 5 s, in one outage")
+        out.append("write unavailability ≤ down-after + 2 × failover-timeout + 5 s, in one outage")
     else:
-        out.append("WU reported only (the shard stays unwritable until restored)")
+        out.append("write unavailability reported only (the shard stays unwritable until restored)")
     if bars.fail_static:
         out.append("agent fail_static observed")
     if bars.healthy_errors_zero:
@@ -175,7 +175,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "kill-master-and-replica",
-        "SIGKILL the master and one replica of every shard (seed 003 case 5); the last replica "
+        "SIGKILL the master and one replica of every shard; the last replica "
         "is promoted but, with min-replicas-to-write 1, refuses writes (NOREPLICAS) until the "
         "killed nodes are restarted and one of them replicates from it",
         (
@@ -187,8 +187,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         Bars(("*",), "*", wu="none"),
         (
-            "WU includes the NOREPLICAS period: Sentinel converts a returning old master to a "
-            "replica only after it reported role master for 8 s (4 × publish period)",
+            "Write unavailability includes the NOREPLICAS period: Sentinel converts a returning "
+            "old master to a replica only after it reported role master for 8 s "
+            "(4 × publish period)",
         ),
     ),
     Scenario(
@@ -272,7 +273,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         Bars(("1",), 1, wu="dam+2ft+5s"),
         (
             "when the restarted Sentinel was the elected leader and had not promoted yet, the "
-            "others may only retry after 2 × failover-timeout (Sentinel's rule): WU grows by that",
+            "others may only retry after 2 × failover-timeout (Sentinel's rule): write "
+            "unavailability grows by that",
         ),
     ),
 )

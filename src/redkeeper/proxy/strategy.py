@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from redkeeper.errors import Problem, TopologyError
+from redkeeper.errors import Problem, UsageError
 from redkeeper.topology.schema import AgentSpec
 
 Kind = Literal["managed", "command", "staging"]
@@ -33,8 +33,8 @@ class Strategy:
         return ["--staging", str(self.staging)]
 
 
-def _usage(field: str, message: str, fix: str, source: str) -> TopologyError:
-    return TopologyError([Problem(source, field, message, fix)])
+def _usage(field: str, message: str, fix: str, source: str) -> UsageError:
+    return UsageError(str(Problem(source, field, message, fix)))
 
 
 def choose_strategy(
@@ -47,7 +47,7 @@ def choose_strategy(
     source: str = "redkeeper agent",
 ) -> Strategy:
     """The strategy from command-line flags, else from the topology's `agent` section.
-    TopologyError (a usage problem naming the flag) when flags conflict or none is given."""
+    UsageError (naming the flag) when flags conflict or none is given."""
     chosen = [
         name
         for name, on in (

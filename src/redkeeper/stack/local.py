@@ -2,36 +2,50 @@
 
 `up` checks everything first (binaries, ports, no running stack), renders the configs, starts
 Redis masters, replicas, Sentinels and the proxy in order, and waits until the stack is really
-ready. Any failure stops what was started: no half stack is left behind. `down` stops exactly
-the recorded PIDs.
+ready. Any failure, or an interruption (`cancel`: the CLI's SIGINT/SIGTERM handler sets it;
+checked between steps, so a process is always recorded before the interruption takes
+effect), stops what was started: no half stack is left behind. `down` stops exactly the
+recorded PIDs (`teardown`); each process is recorded before it can escape (`launch`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from redkeeper.core import decide_masters
-from redkeeper.errors import ApplyError, ConfigError, PortInUseError, ProcessError, StackError
+from redkeeper.errors import (
+    EXIT_INTERRUPTED,
+    ApplyError,
+    ConfigError,
+    ProcessError,
+    StackError,
+)
 from redkeeper.model import Address
-from redkeeper.process import ManagedProcess, ProcessRecord, find_binary, stop_pid
-from redkeeper.process.ports import port_bindable, port_open
+from redkeeper.process import ManagedProcess, ProcessRecord
+from redkeeper.process.ports import port_open
 from redkeeper.proxy.haproxy import report as haproxy_report
 from redkeeper.render import Layout, haproxy_plan, initial_masters, nutcracker_argv, render_all
 from redkeeper.render.disk import write_rendered
 from redkeeper.render.haproxy import haproxy_argv
-from redkeeper.stack import probe, state
+from redkeeper.stack import preflight, probe, ready, state, teardown
+from redkeeper.stack.launch import launch, orphans
 from redkeeper.topology import DEFAULT_SOURCE, Topology
 from redkeeper.waiting import poll
 
 Log = Callable[[str], None]
-MAX_UNIX_PATH = 107  # sun_path is 108 bytes with the final NUL
+
+
+class StackInterruptedError(StackError):
+    """`up` (or `start`) was interrupted; everything it had started is stopped again."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,7 @@ class LocalStack:
         log: Log = lambda _msg: None,
         timings: Timings = Timings(),
         with_agent: bool = True,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.topology = topology
         self.state_dir = topology.state_dir
@@ -62,27 +77,40 @@ class LocalStack:
         self.log = log
         self.timings = timings
         self.with_agent = with_agent
+        self.cancel = cancel
+        self.stack_id: str | None = None
         self._started: list[ManagedProcess] = []
 
     # ----------------------------------------------------------------- checks
     def running_records(self) -> list[ProcessRecord]:
-        return [r for r in state.read_records(self.state_dir) if r.alive()]
+        """Live recorded processes, and the orphans of intents (an interrupted start)."""
+        live = [r for r in state.read_records(self.state_dir) if r.alive()]
+        return live + orphans(self.state_dir)
 
-    def _addresses(self) -> list[tuple[str, Address]]:
-        spec = self.topology.spec
-        found = [(n.name, n.address) for n in self.topology.redis_nodes()]
-        found += [(s.name, s.address) for s in self.topology.sentinel_nodes()]
-        if self.native:
-            found.append(("redkeeper proxy", spec.proxy.listen))
-            if spec.agent.metrics is not None:
-                found.append(("redkeeper proxy metrics", spec.agent.metrics))
-            return found
-        found += [("nutcracker", spec.proxy.listen), ("nutcracker stats", spec.proxy.stats)]
-        if self.with_agent and spec.agent.metrics is not None:
-            found.append(("agent metrics", spec.agent.metrics))
+    def process_names(self) -> list[str]:
+        """Every process name the stack has (`logs`, `start`, `stop`), in start order."""
+        names = [n.name for n in self.topology.redis_nodes()]
+        names += [s.name for s in self.topology.sentinel_nodes()]
         if self.steady:
-            found += haproxy_plan(self.topology, self.layout).listeners()
-        return found
+            names.append("haproxy")
+        if self.native:
+            return [*names, "proxy"]
+        return [*names, *(["agent"] if self.with_agent else []), "nutcracker"]
+
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise StackInterruptedError(
+                "interrupted; every process started so far is stopped again"
+            )
+
+    def _poll(
+        self, check: Callable[[], str | None], timeout: float, interval: float = 0.02
+    ) -> str | None:
+        def checked() -> str | None:
+            self._check_cancel()
+            return check()
+
+        return poll(checked, timeout, interval)
 
     @property
     def steady(self) -> bool:
@@ -93,48 +121,13 @@ class LocalStack:
         """`proxy.mode: redkeeper`: the redkeeper proxy is the endpoint (no nutcracker)."""
         return self.topology.spec.proxy.mode == "redkeeper"
 
+    def listeners(self) -> list[tuple[str, Address]]:
+        """(what, address) of every socket the stack listens on."""
+        return preflight.listeners(self.topology, self.layout, self.with_agent)
+
     def preflight(self) -> dict[str, str]:
         """Binaries by name; raises before anything is started or written."""
-        running = self.running_records()
-        if running:
-            pids = ", ".join(f"{r.name}={r.pid}" for r in running)
-            raise StackError(
-                f"a stack is already running from {self.state_dir} ({pids}); "
-                "run `redkeeper down` first"
-            )
-        names = ["redis-server", "redis-sentinel"] + ([] if self.native else ["nutcracker"])
-        if self.steady:
-            names.append("haproxy")
-            self._preflight_steady()
-        binaries = {name: find_binary(name) for name in names}
-        remote = [f"{n} {a}" for n, a in self._addresses() if not a.is_loopback]
-        if remote:
-            raise StackError(
-                f"{self.topology.source}: `up` runs a local stack, but "
-                f"{', '.join(remote)} is not on 127.0.0.0/8 (fix: use `render --host` and "
-                "systemd for real hosts)"
-            )
-        busy = [f"{n} {a}" for n, a in self._addresses() if not port_bindable(a.host, a.port)]
-        if busy:
-            raise PortInUseError(
-                f"port(s) in use: {', '.join(busy)} (fix: stop what holds them, or change the "
-                f"ports in the topology file; nothing was started)"
-            )
-        return binaries
-
-    def _preflight_steady(self) -> None:
-        if not self.with_agent:
-            raise StackError(
-                f"{self.topology.source}: proxy.mode: steady needs the agent (it is what "
-                "routes HAProxy's servers)"
-            )
-        socket = haproxy_plan(self.topology, self.layout).admin_socket
-        if len(str(socket).encode()) > MAX_UNIX_PATH:
-            raise StackError(
-                f"{self.topology.source}: HAProxy's admin socket {socket} is longer than "
-                f"{MAX_UNIX_PATH} bytes, the limit of a unix socket path (fix: a shorter "
-                "state_dir, or set proxy.haproxy.admin_socket)"
-            )
+        return preflight.check(self.topology, self.layout, self.with_agent, self.running_records())
 
     # ----------------------------------------------------------------- up
     def current_masters(self) -> dict[str, Address]:
@@ -153,6 +146,9 @@ class LocalStack:
         masters = self.current_masters()
         started_at = time.monotonic()
         try:
+            self.stack_id = state.new_stack_id()
+            new = state.StackFile(self.stack_id)
+            state.update(self.state_dir, lambda _old: new)
             self._write_configs(masters, password)
             self._start_redis(binaries, masters, password)
             self._start_sentinels(binaries, password)
@@ -161,8 +157,10 @@ class LocalStack:
             self._start_proxy(binaries, password)
             if self.steady:
                 self._wait_haproxy_routes(masters)
-        except BaseException:
-            self.log("start-up failed; stopping what was started")
+        except BaseException as exc:
+            interrupted = isinstance(exc, StackInterruptedError | KeyboardInterrupt)
+            what = "interrupted" if interrupted else "start-up failed"
+            self.log(f"{what}; stopping what was started")
             self._stop_started()
             raise
         self.log(f"stack ready in {time.monotonic() - started_at:.1f} s")
@@ -176,12 +174,10 @@ class LocalStack:
         )
         write_rendered(files, backup=False)
 
-    def _launch(self, name: str, argv: list[str], address: Address) -> ManagedProcess:
-        workdir = self.layout.workdir(name)
-        proc = ManagedProcess(name, argv, workdir, self.layout.log(name))
-        proc.start()
+    def _launch(self, name: str, argv: list[str]) -> ManagedProcess:
+        self._check_cancel()
+        proc = launch(self.state_dir, self.layout, name, argv)
         self._started.append(proc)
-        state.write_records(self.state_dir, [p.record for p in self._started])
         return proc
 
     def _wait_port(self, proc: ManagedProcess, address: Address, timeout: float) -> None:
@@ -192,7 +188,7 @@ class LocalStack:
                 )
             return None if port_open(address.host, address.port) else "port closed"
 
-        if poll(ready, timeout) is not None:
+        if self._poll(ready, timeout) is not None:
             raise ProcessError(f"{proc.name} did not open {address} within {timeout:.0f} s")
 
     def _start_redis(
@@ -203,23 +199,12 @@ class LocalStack:
         procs = []
         for node in ordered:
             conf = self.layout.self_rewriting_config(node.name)
-            procs.append(
-                (node, self._launch(node.name, [binaries["redis-server"], str(conf)], node.address))
-            )
+            procs.append((node, self._launch(node.name, [binaries["redis-server"], str(conf)])))
         for node, proc in procs:
             self._wait_port(proc, node.address, self.timings.port)
         self.log(f"{len(procs)} redis-server processes listening")
-
-        def replicas_linked() -> str | None:
-            for node in nodes:
-                if node.address == masters[node.shard]:
-                    continue
-                info = probe.replication(node.address, password)
-                if info is None or not info.link_up:
-                    return f"replica {node.name} ({node.address}) has no link to its master"
-            return None
-
-        reason = poll(replicas_linked, self.timings.replication)
+        linked = partial(ready.replicas_linked, nodes, masters, password)
+        reason = self._poll(linked, self.timings.replication)
         if reason:
             raise ProcessError(f"{reason} after {self.timings.replication:.0f} s")
         self.log("every replica has master_link_status:up")
@@ -229,38 +214,11 @@ class LocalStack:
         procs = []
         for node in sentinels:
             conf = self.layout.self_rewriting_config(node.name)
-            procs.append(
-                (
-                    node,
-                    self._launch(node.name, [binaries["redis-sentinel"], str(conf)], node.address),
-                )
-            )
+            procs.append((node, self._launch(node.name, [binaries["redis-sentinel"], str(conf)])))
         for node, proc in procs:
             self._wait_port(proc, node.address, self.timings.port)
-        others = len(sentinels) - 1
-
-        def sentinels_ready() -> str | None:
-            for node in sentinels:
-                masters = probe.sentinel_masters(node.address, password)
-                if masters is None:
-                    return f"{node.name} does not answer"
-                for shard in self.topology.shards:
-                    info = masters.get(shard.name)
-                    if info is None:
-                        return f"{node.name} does not monitor {shard.name}"
-                    if info.num_other_sentinels < others:
-                        return (
-                            f"{node.name} knows {info.num_other_sentinels} of {others} other "
-                            f"Sentinels for {shard.name}"
-                        )
-                    if info.num_replicas < len(shard.replicas):
-                        return f"{node.name} knows {info.num_replicas} replicas of {shard.name}"
-                    reason = probe.ckquorum(node.address, shard.name, password)
-                    if reason:
-                        return f"{node.name}: CKQUORUM {shard.name}: {reason}"
-            return None
-
-        reason = poll(sentinels_ready, self.timings.sentinels, interval=0.1)
+        agree = partial(ready.sentinels_ready, self.topology, sentinels, password)
+        reason = self._poll(agree, self.timings.sentinels, interval=0.1)
         if reason:
             raise ProcessError(
                 f"Sentinels not ready after {self.timings.sentinels:.0f} s: {reason}"
@@ -271,7 +229,7 @@ class LocalStack:
         plan = haproxy_plan(self.topology, self.layout)
         plan.admin_socket.parent.mkdir(parents=True, exist_ok=True)
         argv = haproxy_argv(binary, self.layout.config("haproxy.cfg"))
-        proc = self._launch("haproxy", argv, plan.shards[0].frontend)
+        proc = self._launch("haproxy", argv)
         for shard in plan.shards:
             self._wait_port(proc, shard.frontend, self.timings.proxy)
 
@@ -284,7 +242,7 @@ class LocalStack:
                 return str(exc)
             return None
 
-        reason = poll(answers, self.timings.proxy)
+        reason = self._poll(answers, self.timings.proxy)
         if reason:
             raise ProcessError(f"haproxy's admin socket does not answer: {reason}")
         self.log(f"haproxy listening on {len(plan.shards)} shard frontend(s), admin socket up")
@@ -292,7 +250,7 @@ class LocalStack:
     def _wait_haproxy_routes(self, masters: dict[str, Address]) -> None:
         """Steady mode is ready when HAProxy routes every shard (the agent's first apply)."""
         plan = haproxy_plan(self.topology, self.layout)
-        reason = poll(lambda: haproxy_report.not_ready(plan, masters), self.timings.proxy)
+        reason = self._poll(lambda: haproxy_report.not_ready(plan, masters), self.timings.proxy)
         if reason:
             raise ProcessError(f"{reason} after {self.timings.proxy:.0f} s (see the agent's log)")
         self.log("haproxy routes every shard to its master and reads to replicas (the agent)")
@@ -314,28 +272,26 @@ class LocalStack:
         if self.native:
             # The redkeeper proxy: the endpoint itself, following Sentinel in-process.
             argv = [sys.executable, "-m", "redkeeper", "proxy", *self._topology_args()]
-            proc = self._launch("proxy", argv, listen)
+            proc = self._launch("proxy", argv)
         elif self.with_agent:
             # The agent runs nutcracker as its managed child and keeps it on Sentinel's masters.
-            proc = self._launch("agent", self._agent_argv(), listen)
+            proc = self._launch("agent", self._agent_argv())
         else:
-            proc = self._launch("nutcracker", self.proxy_argv(binaries["nutcracker"]), listen)
+            proc = self._launch("nutcracker", self.proxy_argv(binaries["nutcracker"]))
         self._wait_port(proc, listen, self.timings.proxy)
 
         def serving() -> str | None:
             if proc.exited() is not None:
                 raise ProcessError(f"{proc.name} exited; last log lines:\n{proc.tail_log()}")
-            try:
-                with probe.client(listen, password, 0.5) as conn:
-                    conn.get("redkeeper:ready-probe")
-            except Exception as exc:  # any failure means: not serving yet
-                return f"{type(exc).__name__}: {exc}"
-            return None
+            reason = ready.proxy_serving(listen, password)
+            if reason is None and (self.with_agent or self.native):
+                reason = ready.agent_answers(self.topology)
+            return reason
 
-        reason = poll(serving, self.timings.proxy)
+        reason = self._poll(serving, self.timings.proxy)
         what = "the redkeeper proxy" if self.native else "nutcracker"
         if reason:
-            raise ProcessError(f"{what} on {listen} does not serve requests: {reason}")
+            raise ProcessError(f"{proc.name}: {what} on {listen} is not ready: {reason}")
         by_agent = " (run by the agent)" if self.with_agent and not self.native else ""
         self.log(f"{what} serving on {listen}{by_agent}")
 
@@ -357,24 +313,35 @@ class LocalStack:
         return record
 
     def restart_process(self, name: str) -> ProcessRecord:
-        """Start a recorded (stopped or killed) process again with the same command line."""
+        """Start a recorded (stopped or killed) process again with the same command line
+        (recorded before it can escape, like every start); no readiness wait."""
         old = self.record(name)
         if old.alive():
             raise StackError(f"{name} (pid {old.pid}) is still running")
-        proc = ManagedProcess(
-            name, list(old.argv), self.layout.workdir(name), self.layout.log(name)
-        )
-        new = proc.start()
-        records = [new if r.name == name else r for r in state.read_records(self.state_dir)]
-        state.write_records(self.state_dir, records)
-        return new
+        return launch(self.state_dir, self.layout, name, list(old.argv)).record
+
+    def reap(self) -> None:
+        """Collect the exit status of children that ended (no zombies in a foreground `up`)."""
+        for proc in self._started:
+            proc.exited()
+
+    def gone(self) -> str | None:
+        """Why the stack this `up` started is no longer there, or None (foreground `up`)."""
+        current = state.read_stack(self.state_dir)
+        if current.stack_id != self.stack_id:
+            if current.stack_id is None:
+                return f"the stack of {self.state_dir} was taken down from elsewhere"
+            return f"the stack of {self.state_dir} was replaced by another `redkeeper up`"
+        if current.processes and not any(r.alive() for r in current.processes):
+            return f"every process of the stack of {self.state_dir} has exited"
+        return None
 
     # ----------------------------------------------------------------- down
     def _stop_started(self) -> None:
         for proc in reversed(self._started):
             proc.stop(self.timings.stop)
-        state.clear_records(self.state_dir)
         self._started.clear()
+        teardown.stop_all(self.state_dir, self.timings.stop)  # and any orphan of an intent
 
     def save_masters(self, password: str | None) -> dict[str, Address]:
         """Record Sentinel's current masters (`core.decide_masters`) for the next `up`; a
@@ -388,34 +355,17 @@ class LocalStack:
         return current
 
     def down(self) -> list[ProcessRecord]:
-        """Stop the recorded processes (and only those): the agent, then the nutcracker it
-        ran (re-read after the agent is gone: it may have restarted it), the Sentinels (so no
-        failover starts while Redis stops), then Redis."""
-        records = state.read_records(self.state_dir)
+        """Stop every process of the stack (and only those; `teardown`), after saving
+        Sentinel's current masters for the next `up`."""
         try:
             password = self.topology.password()
         except ConfigError:
             password = None  # without it Sentinels refuse; masters.json is kept as is
-        if any(r.name.startswith("sentinel-") and r.alive() for r in records):
+        live = teardown.live_processes(self.state_dir)
+        if any(r.name.startswith("sentinel-") for r in live):
             self.save_masters(password)
-        stopped: list[ProcessRecord] = []
-        stages: list[Callable[[ProcessRecord], bool]] = [
-            lambda r: r.name in ("agent", "proxy"),
-            lambda r: r.name == "nutcracker",
-            lambda r: r.name == "haproxy",
-            lambda r: r.name.startswith("sentinel-"),
-            lambda r: True,
-        ]
-        for in_stage in stages:
-            proxy = state.read_proxy_record(self.state_dir)
-            current = [*records, *([proxy] if proxy else [])]
-            group = [r for r in current if r.alive() and in_stage(r) and r not in stopped]
-            for record in group:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(record.pid, signal.SIGTERM)
-            for record in group:
-                stop_pid(record.pid, record.start_ticks, self.timings.stop)
-            stopped.extend(group)
-        state.clear_records(self.state_dir)
-        state.write_proxy_record(self.state_dir, None)
+        for proc in self._started:
+            proc.exited()
+        stopped = teardown.stop_all(self.state_dir, self.timings.stop)
+        self.reap()
         return stopped

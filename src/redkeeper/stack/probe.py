@@ -41,6 +41,7 @@ class ReplicationInfo:
     link_up: bool | None
     offset: int
     connected_replicas: int
+    good_replicas: int | None = None  # min_slaves_good_slaves: only with min-replicas-to-write
 
 
 def replication(
@@ -62,12 +63,14 @@ def replication(
             int(info.get("slave_repl_offset", 0)),
             int(info.get("connected_slaves", 0)),
         )
+    good = info.get("min_slaves_good_slaves")
     return ReplicationInfo(
         role,
         None,
         None,
         int(info.get("master_repl_offset", 0)),
         int(info.get("connected_slaves", 0)),
+        None if good is None else int(good),
     )
 
 

@@ -29,6 +29,7 @@ class NodeStatus:
     link_up: bool | None = None
     lag_bytes: int | None = None
     connected_replicas: int | None = None
+    good_replicas: int | None = None  # masters with min-replicas-to-write: online, in lag
 
 
 @dataclass
@@ -56,6 +57,11 @@ class ShardStatus:
     name: str
     master: str | None  # the verdict of core.decide_masters (None: no master decided)
     nodes: list[NodeStatus]
+    write_refusal: str | None = None  # why its master answers -NOREPLICAS to every write
+
+    @property
+    def refuses_writes(self) -> bool:
+        return self.write_refusal is not None
 
 
 @dataclass
@@ -66,22 +72,32 @@ class StackStatus:
     agent: Health | None
     problems: list[str]
     haproxy: HAProxyStatus | None = None  # steady mode only
+    running: bool = True  # False: no component of the topology answers at all
 
     @property
     def healthy(self) -> bool:
-        return not self.problems
+        return self.running and not self.problems
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["healthy"] = self.healthy
+        for shard, raw in zip(self.shards, data["shards"], strict=True):
+            raw["refuses_writes"] = shard.refuses_writes
         return data
 
 
-def collect(topology: Topology, password: str | None, expect_agent: bool = False) -> StackStatus:
+def collect(
+    topology: Topology,
+    password: str | None,
+    expect_agent: bool = False,
+    local_processes: bool = False,
+) -> StackStatus:
     """Ask every component; never raises for a component that is down.
 
     The agent is asked at `agent.metrics` (/healthz); with `expect_agent` (a local stack
-    that runs one) an agent that does not answer is a problem.
+    that runs one) an agent that does not answer is a problem. `running` is False when no
+    component answers and `local_processes` (live processes recorded in the state dir) is
+    False: nothing runs.
     """
     members = topology.sentinel_nodes()
     answers = probe.ask_sentinels([n.address for n in members], password)
@@ -118,12 +134,15 @@ def collect(topology: Topology, password: str | None, expect_agent: bool = False
                     master=str(info.master) if info.master else None,
                     link_up=info.link_up,
                     connected_replicas=info.connected_replicas,
+                    good_replicas=info.good_replicas,
                 )
             )
         for node in nodes:
             if node.role == "replica" and node.master in offsets:
                 node.lag_bytes = max(0, offsets[node.master] - offsets[node.address])
-        shards.append(ShardStatus(shard.name, decided, nodes))
+        shards.append(
+            ShardStatus(shard.name, decided, nodes, write_refusal(topology, decided, nodes))
+        )
 
     metrics = topology.spec.agent.metrics
     agent = probe.agent_health(metrics) if metrics is not None else None
@@ -140,7 +159,50 @@ def collect(topology: Topology, password: str | None, expect_agent: bool = False
         problems.append(f"{who}: {agent.verdict} (error: {agent.last_error})")
     elif agent is None and (expect_agent or topology.spec.proxy.mode == "redkeeper"):
         problems.append(f"{who} ({metrics}) does not answer at /healthz")
-    return StackStatus(shards, sentinels, proxy, agent, problems, haproxy)
+    answered = (
+        any(n.up for s in shards for n in s.nodes)
+        or any(s.up for s in sentinels)
+        or proxy.up
+        or proxy.stats_up
+        or agent is not None
+        or (haproxy is not None and haproxy.up)
+    )
+    return StackStatus(
+        shards, sentinels, proxy, agent, problems, haproxy, answered or local_processes
+    )
+
+
+def write_refusal(topology: Topology, master: str | None, nodes: list[NodeStatus]) -> str | None:
+    """Why the shard's master refuses writes (`min-replicas-to-write`), or None (pure).
+
+    The master is Sentinel's (`core.decide_masters`), else the one node reporting role
+    master. Redis counts a replica "good" when it is online and acked within
+    `min-replicas-max-lag` s (INFO `min_slaves_good_slaves`); below the setting every write
+    gets -NOREPLICAS."""
+    redis = topology.spec.redis
+    required = redis.min_replicas_to_write
+    if required <= 0:
+        return None
+    masters = [n for n in nodes if n.up and n.role == "master"]
+    node = next((n for n in masters if n.address == master), None)
+    if node is None and master is None and len(masters) == 1:
+        node = masters[0]
+    if node is None:
+        return None
+    connected = node.connected_replicas or 0
+    good = connected if node.good_replicas is None else node.good_replicas
+    if good >= required:
+        return None
+    if connected >= required:
+        return (
+            f"master {node.address} has {good} of {required} required replicas connected "
+            f"within min_replicas_max_lag ({redis.min_replicas_max_lag} s) "
+            "(min_replicas_to_write)"
+        )
+    return (
+        f"master {node.address} has {connected} of {required} required replicas connected "
+        "(min_replicas_to_write)"
+    )
 
 
 def _proxy_status(topology: Topology, agent: Health | None) -> ProxyStatus:
@@ -178,8 +240,8 @@ def judge(
     sentinels: list[SentinelStatus],
     proxy: ProxyStatus,
 ) -> list[str]:
-    """Every reason the stack is not healthy (pure)."""
-    problems: list[str] = []
+    """Every reason the stack is not healthy (pure); shards that refuse writes first."""
+    problems = [f"{s.name}: refuses writes: {s.write_refusal}" for s in shards if s.write_refusal]
     for sentinel in sentinels:
         if not sentinel.up:
             problems.append(f"{sentinel.name} ({sentinel.address}) does not answer")
