@@ -3,7 +3,8 @@
 The order: the agent (or the redkeeper proxy), then the nutcracker it ran (re-read after the
 agent is gone: it may have restarted it), HAProxy, the Sentinels (so no failover starts
 while Redis stops), then Redis, then anything else. Each stage: SIGTERM to all, then a
-bounded wait per process (SIGKILL after it). Stops only what stack.json (and the agent's proxy record) name.
+bounded wait per process (SIGKILL after it). Stops only what stack.json (and the agent's
+proxy record) name.
 """
 
 from __future__ import annotations
