@@ -68,6 +68,8 @@ def topology_text(
         f"  listen: 127.0.0.1:{next(ports)}",
         f"  stats: 127.0.0.1:{next(ports)}",
     ]
+    if mode == "redkeeper":
+        lines.append("  mode: redkeeper")
     if mode == "steady":
         names = [f"shard{i}" for i in range(1, shards + 1)]
         lines += [
@@ -83,7 +85,7 @@ def topology_text(
     lines += [
         "agent:",
         f"  metrics: 127.0.0.1:{next(ports)}",
-        "  debounce_ms: 50",
+        *([] if mode == "redkeeper" else ["  debounce_ms: 50"]),  # redkeeper: the mode's 0
         f"  period_ms: {period_ms}",
     ]
     if agent:

@@ -143,6 +143,7 @@ class Agent:
         self._event_woke = False
         self._last_logged: str | None = None
         self._watcher: SentinelWatcher | None = None
+        self._epochs: dict[str, int | None] = {}  # the last verdicts' config-epochs, for logs
         #: set by the redkeeper proxy: its connected clients, for /healthz
         self.clients: Callable[[], int] | None = None
 
@@ -304,6 +305,7 @@ class Agent:
         masters = decide_masters(answers, self.sentinels, names=list(routes))
         self._masters = {**self._masters, **masters.addresses()}
         roles = await self.observer.roles(candidates(masters, routes))
+        self._epochs = {n: v.config_epoch for n, v in masters.verdicts.items() if v.ok}
         decision = decide(
             Observation(masters, routes, roles, now, notice),
             self.memory,
@@ -356,7 +358,8 @@ class Agent:
 
     async def _apply(self, decision: Decision) -> None:
         for shard, address in sorted(decision.changes.items()):
-            log.info("Updating master %s to %s", shard, address)
+            epoch = self._epochs.get(shard)
+            log.info("Updating master %s to %s (epoch %s)", shard, address, epoch)
         outcome = await self.target.apply(decision.changes)
         restart = outcome.restart
         if restart is not None:
@@ -367,8 +370,8 @@ class Agent:
                 log.error("nutcracker restart failed: %s", restart.output.strip())
                 return
             log.info("nutcracker restarted in %.0f ms", restart.duration_ms)
+        latency = decision.latency(time.monotonic())  # the data plane serves it from now
         await self.target.verify(decision.changes)
-        latency = decision.latency(time.monotonic())
         self.memory = Memory()
         self.state.routes.update({k: str(v) for k, v in decision.changes.items()})
         for shard in decision.changes:

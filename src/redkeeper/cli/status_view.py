@@ -80,12 +80,15 @@ def print_status(status: StackStatus, console: Console) -> None:
         sentinels.add_row(s.name, s.address, _mark(s.up), *cells[s.name])
     console.print(sentinels)
     proxy = status.proxy
-    line = f"nutcracker {proxy.address}: {_mark(proxy.up, 'up', 'DOWN')}"
+    native = proxy.mode == "redkeeper"
+    what = "redkeeper proxy" if native else "nutcracker"
+    line = f"{what} {proxy.address}: {_mark(proxy.up, 'up', 'DOWN')}"
     if proxy.stats_up:
         line += f", client connections {proxy.curr_connections}"
-        line += f", total {proxy.total_connections}"
+        if not native:
+            line += f", total {proxy.total_connections}"
     if status.agent is not None:
-        line += f"; agent: {status.agent.verdict}"
+        line += f"; {'routing' if native else 'agent'}: {status.agent.verdict}"
         routes = status.agent.routes
         if isinstance(routes, dict) and routes:
             line += "; routes " + ", ".join(f"{k} → {v}" for k, v in sorted(routes.items()))

@@ -46,6 +46,7 @@ class SentinelStatus:
 class ProxyStatus:
     address: str
     up: bool
+    mode: str = "restart"
     stats_up: bool = False
     curr_connections: int | None = None
     total_connections: int | None = None
@@ -207,7 +208,7 @@ def write_refusal(topology: Topology, master: str | None, nodes: list[NodeStatus
 
 def _proxy_status(topology: Topology, agent: Health | None) -> ProxyStatus:
     spec = topology.spec.proxy
-    status = ProxyStatus(str(spec.listen), port_open(spec.listen.host, spec.listen.port))
+    status = ProxyStatus(str(spec.listen), port_open(spec.listen.host, spec.listen.port), spec.mode)
     if spec.mode == "redkeeper":  # the redkeeper proxy reports through its /healthz
         status.stats_up = agent is not None
         status.curr_connections = agent.clients if agent is not None else None
