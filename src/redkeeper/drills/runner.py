@@ -142,7 +142,7 @@ class DrillRunner:
             )
         running = {r.name for r in self.stack.running_records()}
         if running:
-            self.stack.with_agent = "agent" in running
+            self.stack.with_agent = "agent" in running or "proxy" in running
             self.log(f"using the running stack of {self.stack.state_dir}")
         else:
             self.log(f"starting a stack for {self.topology.source} in {self.stack.state_dir}")
