@@ -156,8 +156,13 @@ def endpoints(topology: Topology, password: str | None) -> tuple[Endpoints, list
     master = current_masters(topology, password).addresses[first]
     listen = topology.spec.proxy.listen
     notes = [f"master = the current master of {first}, directly (one shard, no proxy)"]
-    if topology.spec.proxy.mode == "steady":
+    mode = topology.spec.proxy.mode
+    if mode == "steady":
         notes.append(f"nutcracker {listen} forwards through HAProxy: its figure includes that hop")
+    if mode == "redkeeper":
+        workers = topology.spec.proxy.redkeeper.workers
+        notes.append(f"redkeeper proxy {listen}: {workers} worker process(es)")
+        return [("master", master), ("redkeeper proxy", listen)], notes
     return [("master", master), ("nutcracker", listen)], notes
 
 

@@ -26,12 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from redkeeper.server import ProxyMetrics, ProxyServer, ProxySettings, Router
-
 from redkeeper.agent import Agent, AgentSettings
 from redkeeper.data.ring import ring_for, shard_names
 from redkeeper.endpoint.target import RouterTarget
+from redkeeper.endpoint.workers import Supervisor
 from redkeeper.errors import BUG, RedkeeperError
+from redkeeper.server import ProxyMetrics, ProxyServer, ProxySettings, Router
 from redkeeper.topology import Topology
 
 log = logging.getLogger("redkeeper.proxy")
@@ -83,11 +83,14 @@ class Proxy:
     router: Router
     agent: Agent
     server: ProxyServer | None
+    workers: Supervisor | None = None
 
     @classmethod
-    def build(cls, topology: Topology, *, serve: bool = True) -> Proxy:
+    def build(cls, topology: Topology) -> Proxy:
         router = new_router(topology)
-        target = new_target(topology, router)
+        count = topology.spec.proxy.redkeeper.workers
+        workers = Supervisor(topology, count) if count > 1 else None
+        target = new_target(topology, router, workers.publish if workers else None)
         agent = Agent(
             topology.spec.sentinel.nodes,
             target,
@@ -97,12 +100,12 @@ class Proxy:
             metrics_address=topology.spec.agent.metrics,
         )
         server = None
-        if serve:
+        if workers is None:
             metrics = ProxyMetrics()
             metrics.register(agent.metrics.registry)
             server = ProxyServer(router, proxy_settings(topology), metrics)
             agent.clients = lambda: len(server.clients)
-        return cls(topology, router, agent, server)
+        return cls(topology, router, agent, server, workers)
 
     def reload(self, load: Callable[[], Topology]) -> None:
         """SIGHUP: a valid new topology replaces ring, inventory and read nodes in place."""
@@ -119,6 +122,8 @@ class Proxy:
         if isinstance(target, RouterTarget):
             target.nodes = {shard.name: list(shard.nodes) for shard in new.shards}
         self.topology = new
+        if self.workers is not None:
+            self.workers.reload(new)
         after = set(self.router.routes.names)
         log.info(
             "SIGHUP: topology reloaded from %s: %d shards (added: %s; removed: %s)",
@@ -161,10 +166,23 @@ class Proxy:
                     len(self.router.routes.names),
                     self.router.routes.read_from,
                 )
+            if self.workers is not None:
+                table = self.router.routes
+                await self.workers.start(
+                    dict(zip(table.names, table.masters, strict=True)),
+                    dict(zip(table.names, table.replicas, strict=True)),
+                )
+                log.info(
+                    "redkeeper proxy: %d worker processes serving on %s",
+                    self.workers.count,
+                    self.topology.spec.proxy.listen,
+                )
             await stop.wait()
         finally:
             if self.server is not None:
                 await self.server.drain(DRAIN_SECONDS)
+            if self.workers is not None:
+                await self.workers.stop()
             agent_stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(agent_task, timeout=5.0)
