@@ -137,3 +137,44 @@ def _get(client: redis.Redis, key: bytes) -> bytes | None:
     except redis.RedisError:
         return None
     return value if isinstance(value, bytes) else None
+
+
+def _gets(node_port: int) -> int:
+    stats = redis.Redis(port=node_port).info("commandstats")
+    entry = stats.get("cmdstat_get", {})
+    return int(entry.get("calls", 0)) if isinstance(entry, dict) else 0
+
+
+def test_replica_reads_use_only_healthy_replicas(tmp_path: Path) -> None:
+    path = write_topology(tmp_path, mode="redkeeper", shards=1)
+    text = path.read_text().replace(
+        "  mode: redkeeper",
+        "  mode: redkeeper\n  redkeeper: {read_from: replica-preferred, max_replica_lag_s: 2}",
+    )
+    path.write_text(text)
+    topology = load(path)
+    shard = topology.shards[0]
+    with running_stack(topology) as stack:
+        client = redis.Redis(port=topology.spec.proxy.listen.port, socket_timeout=2)
+        assert client.set("r", "v")
+        wait_until(lambda: "Reads of shard1 from" in stack.layout.log("proxy").read_text(), 10)
+        before = {n.port: _gets(n.port) for n in shard.nodes}
+        assert all(client.get("r") == b"v" for _ in range(200))  # replicas have caught up
+        served = {port: _gets(port) - count for port, count in before.items()}
+        assert served[shard.master.port] == 0, served  # reads went to the replicas only
+        assert sum(served.values()) >= 200 and all(served[r.port] > 0 for r in shard.replicas), (
+            served
+        )
+        # A frozen replica leaves the read set (its INFO stops answering): no read times out.
+        frozen = shard.replicas[0]
+        stack.signal("shard1-2", signal.SIGSTOP)
+        try:
+            log = stack.layout.log("proxy")
+            wait_until(lambda: f"Reads of shard1 from {shard.replicas[1]}\n" in log.read_text(),
+                       15, what="the frozen replica leaves the read set")  # fmt: skip
+            started = time.monotonic()
+            assert all(client.get("r") == b"v" for _ in range(200))
+            assert time.monotonic() - started < 5
+        finally:
+            stack.signal("shard1-2", signal.SIGCONT)
+        assert frozen.port != shard.master.port
