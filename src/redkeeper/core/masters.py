@@ -139,6 +139,14 @@ def _verdict_for(
         return verdict(
             Status.UNKNOWN, None, None, 0, f"none of {answered} answering sentinels knows {name}"
         )
+    first = reports[0]
+    if all(
+        r.config_epoch == first.config_epoch and r.reported_address == first.reported_address
+        for r in reports
+    ):  # every answer agrees: the usual case, decided without counting
+        count = len(reports)
+        detail = f"epoch {first.config_epoch} from {count}/{answered} sentinels"
+        return verdict(Status.OK, first.reported_address, first.config_epoch, count, detail)
     top_epoch = max(r.config_epoch for r in reports)
     at_top = Counter(r.reported_address for r in reports if r.config_epoch == top_epoch)
     ranked = sorted(at_top.items(), key=lambda item: (-item[1], item[0]))
