@@ -23,17 +23,20 @@ from typing import TYPE_CHECKING, cast
 
 import hiredis
 
-from redkeeper.server import commands, resp, split
+from redkeeper.server import commands, resp, split, transaction
 from redkeeper.server.backend import BackendLink
 from redkeeper.server.local import NOAUTH, PRE_AUTH, Session
 from redkeeper.server.pool import Links
-from redkeeper.server.replies import Merge, Part, Slot
+from redkeeper.server.replies import IGNORED, Merge, Part, Slot
+from redkeeper.server.transaction import Transaction
 
 if TYPE_CHECKING:
     from redkeeper.server.server import ProxyServer
 
 _LOOKUP = commands._BY_BYTES  # name bytes -> spec, both cases precomputed
 _SINGLE = commands.SINGLE
+#: what a client in MULTI sends that is not queued: it acts at once.
+_NOT_QUEUED = frozenset({"EXEC", "DISCARD", "QUIT", "RESET"})
 # hiredis's stub types the argument as a 1-tuple; it packs any tuple of bulk arguments.
 _PACK: Callable[[tuple[bytes, ...]], bytes] = hiredis.pack_command  # type: ignore[assignment]
 MAX_INLINE = 64 * 1024
@@ -68,6 +71,7 @@ class ClientConnection(asyncio.Protocol):
         self.rr = 0
         self.held: list[bytes] = []  # data that arrived while paused
         self.accepted = True
+        self.txn: Transaction | None = None  # since MULTI
 
     # -- asyncio callbacks -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -203,7 +207,7 @@ class ClientConnection(asyncio.Protocol):
         | None
     ):
         """What the inlined hot path needs, or None when every request must take the long way."""
-        if not self.session.authed:
+        if not self.session.authed or self.txn is not None:
             return None
         dispatch = self.pool.dispatch
         proto = self.proto
@@ -255,10 +259,16 @@ class ClientConnection(asyncio.Protocol):
             if type(args[0]) is not bytes:
                 raise resp.RespError("expected '$' bulk strings in the request")
             spec = commands.lookup(args[0])
+            if self.txn is not None and (spec is None or spec.name not in _NOT_QUEUED):
+                self._queue(spec, args)
+                return
             if spec is None:
                 self.metrics.error("unknown")
                 self._reply(resp.error(commands.unknown_error(args[0])))
                 return
+        elif self.txn is not None and spec.name not in _NOT_QUEUED:
+            self._queue(spec, args)
+            return
         kind = spec.kind
         self.metrics.requests[kind] += 1
         argc = len(args)
@@ -305,7 +315,12 @@ class ClientConnection(asyncio.Protocol):
         kind = spec.kind
         session = self.session
         session.last_command = spec.name
+        if kind == commands.TXN:
+            self._transaction(spec.name)
+            return
         if kind == commands.LOCAL:
+            if spec.name == "RESET":
+                self.txn = None
             reply, close = self.server.local.run(session, spec.name, args)
             self.proto = session.proto
             self._reply(reply)
@@ -352,6 +367,61 @@ class ClientConnection(asyncio.Protocol):
         slot = Slot(self)
         self.queue.append(slot)
         self._send(table[where], _PACK(tuple(args)), slot, where, read)
+
+    # -- transactions ------------------------------------------------------------------------
+    def _queue(self, spec: commands.CommandSpec | None, args: list[bytes]) -> None:
+        """A command sent inside MULTI: checked, buffered, answered +QUEUED (or an error)."""
+        txn = self.txn
+        assert txn is not None
+        if spec is not None:
+            self.metrics.requests[spec.kind] += 1
+        dispatch = self.pool.dispatch
+        names = dispatch.routes.names
+        reply = txn.queue(spec, args, dispatch.index_of, names, dispatch.hash_tag)
+        if reply is not transaction.QUEUED and txn.aborted:
+            self.metrics.error("transaction")
+        self._reply(reply)
+
+    def _transaction(self, name: str) -> None:
+        """MULTI, EXEC, DISCARD, UNWATCH."""
+        txn = self.txn
+        if name == "MULTI":
+            settings = self.server.settings
+            self.txn = Transaction(settings.max_inflight, settings.max_request_bytes)
+            self._reply(resp.OK)
+        elif name == "DISCARD":
+            self.txn = None
+            self._reply(resp.OK if txn is not None else transaction.DISCARD_WITHOUT_MULTI)
+        elif name == "UNWATCH":  # nothing is ever watched through the proxy
+            self._reply(resp.OK)
+        elif txn is None:
+            self._reply(transaction.EXEC_WITHOUT_MULTI)
+        else:
+            self.txn = None
+            if txn.aborted:
+                self._reply(transaction.EXECABORT)
+            elif not txn.requests:
+                self._reply(transaction.EMPTY)
+            else:
+                self._exec(txn)
+
+    def _exec(self, txn: Transaction) -> None:
+        """Write MULTI, the commands and EXEC as one run on the shard's master connection;
+        only EXEC's reply reaches the client."""
+        dispatch = self.pool.dispatch
+        shard = txn.shard_at_exec(dispatch.index_of)
+        links = dispatch.writes[self.proto][shard]
+        slot = Slot(self)
+        self.queue.append(slot)
+        if not links:
+            self._send(links, b"", slot, shard, False)  # the no-route error
+            return
+        link = links[0]
+        block = txn.block()
+        last = block.pop()
+        for payload in block:
+            link.send(payload, IGNORED)
+        link.send(last, slot)
 
     # -- replies -----------------------------------------------------------------------------
     def flush(self) -> None:

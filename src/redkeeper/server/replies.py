@@ -3,7 +3,7 @@
 Owns how a reply frame travels from a backend connection to the client that asked for it:
 a `Waiter` receives one frame (`Slot`: one request's place in a client's reply FIFO; `Part`:
 one fragment of a split request, whose `Merge` fills the parent slot when all fragments have
-replied), and `Flusher` writes each dirty backend connection and each client with new replies
+replied; `IGNORED`: a reply nobody reads, such as the +QUEUED of a transaction), and `Flusher` writes each dirty backend connection and each client with new replies
 once per event-loop turn.
 """
 
@@ -98,6 +98,18 @@ class Slot:
     def complete(self, frame: bytes) -> Client | None:
         self.data = frame
         return self.client
+
+
+class _Ignored:
+    """The waiter of a reply nobody reads: MULTI's and each +QUEUED of a transaction block."""
+
+    __slots__ = ()
+
+    def complete(self, frame: bytes) -> Client | None:
+        return None
+
+
+IGNORED = _Ignored()
 
 
 class Merge:
