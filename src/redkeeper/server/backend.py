@@ -62,6 +62,7 @@ class BackendConnection(asyncio.Protocol):
         self.batches: collections.deque[tuple[float, int]] = collections.deque()
         self.dead = False
         self.paused = False
+        self.mark = link.host.flusher.mark
 
     # -- asyncio callbacks ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -148,7 +149,7 @@ class BackendConnection(asyncio.Protocol):
         out = self.out
         out.append(payload)
         if len(out) == 1:
-            self.link.host.flusher.mark(self)
+            self.mark(self)
 
     def flush(self, now: float) -> None:
         if not self.out or self.dead or self.transport is None:

@@ -40,6 +40,7 @@ _LOOKUP = commands._BY_BYTES  # name bytes -> spec, both cases precomputed
 _SINGLE = commands.SINGLE
 _PACK = resp.pack
 _FAST = fastpath.FAST_COMMANDS
+_ROUTE = fastpath.ROUTE
 MAX_INLINE = 64 * 1024
 MAX_RUN = 1024  # requests one fast-path run takes at most
 
@@ -75,6 +76,11 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
         self.accepted = True
         self.txn: Transaction | None = None  # since MULTI
         self.owed = 0  # requests in the queue (an entry may stand for several)
+        settings = server.settings
+        self.max_inflight = settings.max_inflight
+        self.max_argc = settings.max_multibulk
+        self.max_bulk = settings.max_request_bytes
+        self.active = False  # read something since the last tick
 
     # -- asyncio callbacks -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -111,17 +117,16 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
             self.held.append(data)
             self.reapply_pause()
             return
-        self.session.last_active = self.server.loop.time()
+        self.active = True  # the tick sets session.last_active from it
         try:
-            if self.inline or self.reader.has_data():
-                if self.inline:
-                    self._inline(data)
-                else:
-                    self._feed(data)
+            if self.inline:
+                self._inline(data)
+            elif self.reader.has_data():
+                self._feed(data)
             elif data[0] != 42:
                 self._inline(data)
-            elif fastpath.ROUTE is not None:
-                self._route(data)
+            elif _ROUTE is not None:
+                self._route(data, _ROUTE)
             else:
                 self._feed(data)
         except (hiredis.ProtocolError, resp.RespError) as exc:
@@ -134,22 +139,20 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
         if queue:
             if queue[0].data is not None:
                 self.flush()
-            if self.owed >= self.server.settings.max_inflight:
+            if self.owed >= self.max_inflight:
                 self.pause(PAUSE_INFLIGHT)
 
     # -- parsing -----------------------------------------------------------------------------
-    def _route(self, data: bytes) -> None:
+    def _route(self, data: bytes, route: fastpath.Route) -> None:
         """The fast path from a request boundary; the rest goes the general way."""
-        route = fastpath.ROUTE
-        assert route is not None
         pos = 0
         if self.session.authed and self.txn is None:
             dispatch = self.pool.dispatch
-            writes = dispatch.writes[self.proto]
-            reads = dispatch.reads[self.proto]
+            proto = self.proto
+            writes = dispatch.writes[proto]
+            reads = dispatch.reads[proto]
             cache, index_of = dispatch.cache, dispatch.index_of
-            settings = self.server.settings
-            max_argc, max_bulk = settings.max_multibulk, settings.max_request_bytes
+            max_argc, max_bulk = self.max_argc, self.max_bulk
             requests = self.metrics.requests
             queue = self.queue
             n = len(data)
@@ -167,7 +170,13 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
                     code, payload, count = groups[0]
                     slot = Slot(self, None, count)
                     queue.append(slot)
-                    self._forward(code, payload, slot, writes, reads)
+                    links = reads[code >> 1] if code & 1 else writes[code >> 1]
+                    if len(links) == 1:
+                        conn = links[0].conn
+                        if conn is not None:
+                            conn.write(payload, slot)
+                            continue
+                    self._send(links, payload, slot, code >> 1, bool(code & 1))
                     continue
                 batch = Batch(self, order, len(groups))
                 queue.append(batch)
@@ -233,12 +242,7 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
                             slot = Slot(self)
                             queue_append(slot)
                             self.owed += 1
-                            conn.pending.append(slot)
-                            conn.queued += 1
-                            out = conn.out
-                            out.append(_PACK(tuple(request)))
-                            if len(out) == 1:
-                                conn.link.host.flusher.mark(conn)
+                            conn.write(_PACK(tuple(request)), slot)
                             continue
             if len(request) > max_multibulk:
                 raise resp.RespError("invalid multibulk length")
@@ -342,7 +346,7 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
             transport.close()
             self.closed = True
             return
-        if self.paused & PAUSE_INFLIGHT and owed < self.server.settings.max_inflight // 2:
+        if self.paused & PAUSE_INFLIGHT and owed < self.max_inflight // 2:
             self.resume(PAUSE_INFLIGHT)
         if not queue and self.server.draining:
             transport.close()

@@ -116,6 +116,7 @@ class RequestHandler:
         kind = spec.kind
         session = self.session
         session.last_command = spec.name
+        session.last_active = self.server.loop.time()
         if kind == commands.TXN:
             self._transaction(spec.name)
             return
