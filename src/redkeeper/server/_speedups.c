@@ -8,12 +8,18 @@
  *     arity; its key's shard comes from the dict `cache` or else `index_of(key)`. Stops,
  *     without consuming it, at the first request that is anything else (incomplete,
  *     inline, malformed, over the limits, another command). `order` has one byte per request
- *     taken: the index of its group in `groups`, a list of (code, payload, count) with code =
- *     shard * 2 + readonly and payload the group's raw requests concatenated in order.
+ *     taken: the index of its group in `groups`, one per shard, a list of (code, payload,
+ *     count) with code = shard * 2 + (1 if every request of the group only reads) and payload
+ *     the group's raw requests concatenated in request order (one shard's requests keep their
+ *     order: a read after a write to the same key must see it).
  *
  *   frames(buf, pos, need) -> (count, end)
  *     Skips up to `need` complete RESP2/RESP3 reply frames from buf[pos:]; stops early at an
  *     incomplete frame or before an out-of-band push ('>'). ValueError on invalid RESP.
+ *
+ *   request_end(buf, pos) -> int
+ *     The offset just past the complete multibulk request at buf[pos:], -1 when it is
+ *     incomplete, -2 when it is not a well-formed multibulk request of bulk strings.
  *
  *   interleave(order, parts) -> bytes
  *     Request-order replies from per-group reply runs: for each byte g of `order`, the next
@@ -166,6 +172,43 @@ frames(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyObject *
+request_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "request_end(buf: bytes, pos)");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred())
+        return NULL;
+    const char *b = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]);
+    long long argc, len;
+    if (pos >= n)
+        return PyLong_FromLong(INCOMPLETE);
+    if (b[pos] != '*')
+        return PyLong_FromLong(INVALID);
+    Py_ssize_t q = line_int(b, n, pos + 1, &argc);
+    if (q < 0)
+        return PyLong_FromSsize_t(q);
+    for (long long i = 0; i < argc; i++) {
+        if (q >= n)
+            return PyLong_FromLong(INCOMPLETE);
+        if (b[q] != '$')
+            return PyLong_FromLong(INVALID);
+        Py_ssize_t r = line_int(b, n, q + 1, &len);
+        if (r < 0)
+            return PyLong_FromSsize_t(r);
+        if (len < 0)
+            return PyLong_FromLong(INVALID);
+        if (r + len + 2 > n)
+            return PyLong_FromLong(INCOMPLETE);
+        q = r + len + 2;
+    }
+    return PyLong_FromSsize_t(q);
+}
+
+static PyObject *
 interleave(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2 || !PyBytes_Check(args[0]) || !PyList_Check(args[1])) {
@@ -246,7 +289,8 @@ route(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyMem_Free(gidx);
         return PyErr_NoMemory();
     }
-    long codes[MAX_GROUPS];
+    long shards[MAX_GROUPS];
+    int reads[MAX_GROUPS];
     Py_ssize_t sizes[MAX_GROUPS], counts[MAX_GROUPS];
     int ngroups = 0;
     Py_ssize_t nreq = 0;
@@ -334,18 +378,19 @@ route(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(key);
         if (shard == -1 && PyErr_Occurred())
             goto fail;
-        long code = shard * 2 + readonly;
         int g = 0;
-        while (g < ngroups && codes[g] != code)
+        while (g < ngroups && shards[g] != shard)
             g++;
         if (g == ngroups) {
             if (ngroups == MAX_GROUPS)
                 break;
-            codes[g] = code;
+            shards[g] = shard;
+            reads[g] = 1;
             sizes[g] = 0;
             counts[g] = 0;
             ngroups++;
         }
+        reads[g] &= readonly;
         bounds[2 * nreq] = pos;
         bounds[2 * nreq + 1] = q;
         gidx[nreq] = (unsigned char)g;
@@ -378,7 +423,7 @@ route(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 }
             }
         }
-        PyObject *item = Py_BuildValue("(lNn)", codes[g], payload, counts[g]);
+        PyObject *item = Py_BuildValue("(lNn)", shards[g] * 2 + reads[g], payload, counts[g]);
         if (item == NULL)
             goto fail;
         PyList_SET_ITEM(groups, g, item);
@@ -396,6 +441,8 @@ fail:
 static PyMethodDef methods[] = {
     {"route", (PyCFunction)(void (*)(void))route, METH_FASTCALL, "Route a run of requests."},
     {"frames", (PyCFunction)(void (*)(void))frames, METH_FASTCALL, "Skip reply frames."},
+    {"request_end", (PyCFunction)(void (*)(void))request_end, METH_FASTCALL,
+     "The end of a complete request."},
     {"interleave", (PyCFunction)(void (*)(void))interleave, METH_FASTCALL,
      "Replies in request order."},
     {NULL, NULL, 0, NULL},

@@ -71,6 +71,7 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
         self.since = b""  # bytes fed to hiredis since it was last at a request boundary
         self.tail = b""  # the end of the last chunk, when it ended inside a request
         self.inline = b""  # an incomplete inline line
+        self.midway = False  # hiredis holds part of a request
         self.rr = 0
         self.held: list[bytes] = []  # data that arrived while paused
         self.accepted = True
@@ -121,7 +122,7 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
         try:
             if self.inline:
                 self._inline(data)
-            elif self.reader.has_data():
+            elif self.midway:
                 self._feed(data)
             elif data[0] != 42:
                 self._inline(data)
@@ -253,13 +254,16 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
                 fast = self._fast_path()
         if bad is not None:
             raise resp.RespError(bad[1])
-        if reader.has_data():
+        # hiredis can have consumed every byte and still be between two arguments of a request
+        if reader.has_data() or not fastpath.at_boundary(self.since + data):
+            self.midway = True
             self.partial += len(data)
             if self.partial > settings.max_request_bytes:
                 raise resp.RespError("request too large (proto-max-bulk-len)")
             self.since = self.since + data
             self.tail = data[-24:]
         else:
+            self.midway = False
             self.partial = 0
             if self.since:
                 self.since = self.tail = b""

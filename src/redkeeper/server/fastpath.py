@@ -6,13 +6,18 @@ Python code here are tested against each other):
 * `route(buf, pos, commands, cache, index_of, max_argc, max_bulk, max_requests)`: the run of
   complete single-key requests at `buf[pos:]`, grouped by (shard, read-only), forwarded as the
   client's raw bytes. Returns `(end, order, groups)`: `order` has a byte per request, the
-  index of its group; `groups` holds `(shard * 2 + readonly, payload, count)`. It stops at
+  index of its group; `groups` holds one `(shard * 2 + readonly, payload, count)` per shard,
+  readonly when every request of the group only reads, the payload in request order (a read
+  after a write to the same key sees it, as on one connection). It stops at
   the first request that needs the general path (incomplete, inline, malformed, over the
   limits, or not a single-key command with a valid arity). `ROUTE` is None without the C
   extension: the client connection then takes the general path (hiredis) for everything.
 * `frames(buf, pos, need)`: `(count, end)` after skipping up to `need` complete reply frames;
   it stops at an incomplete frame or before an out-of-band push.
 * `interleave(order, parts)`: the replies in request order from the per-group reply runs.
+* `request_end(buf, pos)`: the end of the complete multibulk request at `buf[pos:]`, -1 if
+  incomplete, -2 if malformed; `at_boundary(buf)` uses it to tell whether hiredis, having
+  consumed every byte, stopped between requests or between two arguments of one.
 
 `command_info(spec)` packs what `route` needs of a command table row into one int.
 Set REDKEEPER_PURE_PYTHON=1 to run without the C extension.
@@ -21,6 +26,7 @@ Set REDKEEPER_PURE_PYTHON=1 to run without the C extension.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +38,7 @@ Route = Callable[
 ]
 Frames = Callable[[bytes, int, int], tuple[int, int]]
 Interleave = Callable[[bytes, list[bytes]], bytes]
+RequestEnd = Callable[[bytes, int], int]
 
 _PUSH = 62  # '>'
 _PLUS, _MINUS, _COLON, _DOLLAR, _STAR = 43, 45, 58, 36, 42
@@ -102,15 +109,54 @@ def interleave_py(order: bytes, parts: list[bytes]) -> bytes:
     return b"".join(out)
 
 
-def _line_int(buf: bytes, pos: int) -> tuple[int, int] | None:
-    """(value, offset after CRLF) of the decimal line at `buf[pos:]`, None if not complete+valid."""
-    eol = buf.find(b"\r\n", pos)
-    if eol < 0 or eol == pos or eol - pos > 19:
-        return None
-    text = buf[pos:eol]
-    if not (text.isdigit() or (text[:1] == b"-" and text[1:].isdigit())):
-        return None
-    return int(text), eol + 2
+def request_end_py(buf: bytes, pos: int) -> int:
+    """Pure-Python `request_end`."""
+    n = len(buf)
+    if pos >= n:
+        return -1
+    if buf[pos] != _STAR:
+        return -2
+    q, argc = _header(buf, pos + 1)
+    if q < 0:
+        return q
+    for _ in range(argc):
+        if q >= n:
+            return -1
+        if buf[q] != _DOLLAR:
+            return -2
+        r, length = _header(buf, q + 1)
+        if r < 0:
+            return r
+        if length < 0:
+            return -2
+        if r + length + 2 > n:
+            return -1
+        q = r + length + 2
+    return q
+
+
+_NUMBER = re.compile(rb"(-?[0-9]{1,18})\r\n")
+_NUMBER_PREFIX = re.compile(rb"-?[0-9]{0,18}\r?")
+
+
+def _header(buf: bytes, pos: int) -> tuple[int, int]:
+    """(offset after the CRLF, value) of the decimal line at `buf[pos:]` (at most 18 digits);
+    the offset is -1 if the line is incomplete, -2 if it is not such a number."""
+    match = _NUMBER.match(buf, pos)
+    if match is not None:
+        return match.end(), int(match.group(1))
+    return (-1 if _NUMBER_PREFIX.fullmatch(buf, pos) else -2), 0
+
+
+def at_boundary(buf: bytes) -> bool:
+    """Whether `buf` is whole multibulk requests only (False at a partial or malformed one)."""
+    pos, n = 0, len(buf)
+    end = request_end
+    while pos < n:
+        pos = end(buf, pos)
+        if pos < 0:
+            return False
+    return True
 
 
 def route_py(
@@ -126,21 +172,20 @@ def route_py(
     """Pure-Python `route` (the reference the C version is tested against)."""
     n = len(buf)
     order = bytearray()
-    codes: list[int] = []
+    shards: list[int] = []
+    reads: list[int] = []
     payloads: list[list[bytes]] = []
     while len(order) < max(1, max_requests) and pos < n and buf[pos] == _STAR:
-        header = _line_int(buf, pos + 1)
-        if header is None or not 1 <= header[0] <= max_argc:
+        q, argc = _header(buf, pos + 1)
+        if q < 0 or not 1 <= argc <= max_argc:
             break
-        argc, q = header
         spans: list[tuple[int, int]] = []
         for _ in range(argc):
             if q >= n or buf[q] != _DOLLAR:
                 break
-            bulk = _line_int(buf, q + 1)
-            if bulk is None or not 0 <= bulk[0] <= max_bulk:
+            r, length = _header(buf, q + 1)
+            if r < 0 or not 0 <= length <= max_bulk:
                 break
-            length, r = bulk
             if r + length + 2 > n or buf[r + length : r + length + 2] != b"\r\n":
                 break
             spans.append((r, r + length))
@@ -157,20 +202,22 @@ def route_py(
         shard = cache.get(key)
         if shard is None:
             shard = index_of(key)
-        code = shard * 2 + readonly
-        if code in codes:
-            g = codes.index(code)
-        elif len(codes) == MAX_GROUPS:
+        if shard in shards:
+            g = shards.index(shard)
+        elif len(shards) == MAX_GROUPS:
             break
         else:
-            g = len(codes)
-            codes.append(code)
+            g = len(shards)
+            shards.append(shard)
+            reads.append(1)
             payloads.append([])
+        reads[g] &= readonly
         order.append(g)
         payloads[g].append(buf[pos:q])
         pos = q
     groups = [
-        (code, b"".join(parts), len(parts)) for code, parts in zip(codes, payloads, strict=True)
+        (shard * 2 + read, b"".join(parts), len(parts))
+        for shard, read, parts in zip(shards, reads, payloads, strict=True)
     ]
     return pos, bytes(order), groups
 
@@ -191,3 +238,4 @@ COMPILED: bool = _C is not None
 ROUTE: Route | None = _C.route if _C is not None else None
 frames: Frames = _C.frames if _C is not None else frames_py
 interleave: Interleave = _C.interleave if _C is not None else interleave_py
+request_end: RequestEnd = _C.request_end if _C is not None else request_end_py
