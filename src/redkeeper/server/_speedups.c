@@ -11,7 +11,8 @@
  *     taken: the index of its group in `groups`, one per shard, a list of (code, payload,
  *     count) with code = shard * 2 + (1 if every request of the group only reads) and payload
  *     the group's raw requests concatenated in request order (one shard's requests keep their
- *     order: a read after a write to the same key must see it).
+ *     order: a read after a write to the same key must see it). At most 256 requests a call.
+ *     `commands` must never change (the last name looked up is remembered per table).
  *
  *   frames(buf, pos, need) -> (count, end)
  *     Skips up to `need` complete RESP2/RESP3 reply frames from buf[pos:]; stops early at an
@@ -32,6 +33,13 @@
 #define INCOMPLETE (-1)
 #define INVALID (-2)
 #define MAX_GROUPS 255
+#define MAX_RUN 256 /* requests one route call takes at most (bounded stack arrays) */
+
+/* The last command name looked up, per table: most runs repeat one command. */
+static PyObject *name_table = NULL; /* borrowed identity only, never dereferenced */
+static char name_seen[32];
+static Py_ssize_t name_len = -1;
+static long name_info = 0;
 
 /* A decimal integer (optional '-') at b[p..] ended by CRLF: the offset after the CRLF. */
 static Py_ssize_t
@@ -168,7 +176,16 @@ frames(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         count++;
     }
     PyBuffer_Release(&view);
-    return Py_BuildValue("(nn)", count, pos);
+    PyObject *c = PyLong_FromSsize_t(count), *e = PyLong_FromSsize_t(pos);
+    if (c == NULL || e == NULL) {
+        Py_XDECREF(c);
+        Py_XDECREF(e);
+        return NULL;
+    }
+    PyObject *out = PyTuple_Pack(2, c, e);
+    Py_DECREF(c);
+    Py_DECREF(e);
+    return out;
 }
 
 static PyObject *
@@ -282,13 +299,10 @@ route(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t n = PyBytes_GET_SIZE(buf), start = pos;
     if (max_requests < 1)
         max_requests = 1;
-    Py_ssize_t *bounds = PyMem_Malloc(sizeof(Py_ssize_t) * 2 * (size_t)max_requests);
-    unsigned char *gidx = PyMem_Malloc((size_t)max_requests);
-    if (bounds == NULL || gidx == NULL) {
-        PyMem_Free(bounds);
-        PyMem_Free(gidx);
-        return PyErr_NoMemory();
-    }
+    if (max_requests > MAX_RUN)
+        max_requests = MAX_RUN;
+    Py_ssize_t bounds[2 * MAX_RUN];
+    unsigned char gidx[MAX_RUN];
     long shards[MAX_GROUPS];
     int reads[MAX_GROUPS];
     Py_ssize_t sizes[MAX_GROUPS], counts[MAX_GROUPS];
@@ -321,8 +335,14 @@ route(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 break;
             }
             if (i == 0) {
-                if (!(last_name != NULL && last_len == len &&
-                      memcmp(last_name, b + r, (size_t)len) == 0)) {
+                if (last_name == NULL && name_table == commands && name_len == len &&
+                    memcmp(name_seen, b + r, (size_t)len) == 0) {
+                    info = name_info;
+                    last_name = b + r;
+                    last_len = len;
+                }
+                else if (!(last_name != NULL && last_len == len &&
+                           memcmp(last_name, b + r, (size_t)len) == 0)) {
                     PyObject *name = PyBytes_FromStringAndSize(b + r, len);
                     if (name == NULL)
                         goto fail;
@@ -339,6 +359,12 @@ route(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                         goto fail;
                     last_name = b + r;
                     last_len = len;
+                    if (len <= (Py_ssize_t)sizeof(name_seen)) {
+                        name_table = commands;
+                        memcpy(name_seen, b + r, (size_t)len);
+                        name_len = len;
+                        name_info = info;
+                    }
                 }
                 first = (int)(info & 0x7f);
                 readonly = (int)((info >> 7) & 1);
@@ -423,18 +449,24 @@ route(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 }
             }
         }
-        PyObject *item = Py_BuildValue("(lNn)", shards[g] * 2 + reads[g], payload, counts[g]);
+        PyObject *code = PyLong_FromLong(shards[g] * 2 + reads[g]);
+        PyObject *count = PyLong_FromSsize_t(counts[g]);
+        PyObject *item = (code && count) ? PyTuple_Pack(3, code, payload, count) : NULL;
+        Py_XDECREF(code);
+        Py_XDECREF(count);
+        Py_DECREF(payload);
         if (item == NULL)
             goto fail;
         PyList_SET_ITEM(groups, g, item);
     }
-    result = Py_BuildValue("(nNN)", pos, order, groups);
-    order = groups = NULL;
+    PyObject *end = PyLong_FromSsize_t(pos);
+    if (end != NULL) {
+        result = PyTuple_Pack(3, end, order, groups);
+        Py_DECREF(end);
+    }
 fail:
     Py_XDECREF(order);
     Py_XDECREF(groups);
-    PyMem_Free(bounds);
-    PyMem_Free(gidx);
     return result;
 }
 

@@ -42,7 +42,7 @@ _PACK = resp.pack
 _FAST = fastpath.FAST_COMMANDS
 _ROUTE = fastpath.ROUTE
 MAX_INLINE = 64 * 1024
-MAX_RUN = 1024  # requests one fast-path run takes at most
+MAX_RUN = fastpath.MAX_RUN  # requests one fast-path run takes at most
 
 # Reasons to pause reading (bits).
 PAUSE_WRITE = 1
@@ -174,8 +174,13 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
                     links = reads[code >> 1] if code & 1 else writes[code >> 1]
                     if len(links) == 1:
                         conn = links[0].conn
-                        if conn is not None:
-                            conn.write(payload, slot)
+                        if conn is not None:  # conn.write, inlined
+                            conn.pending.append(slot)
+                            conn.queued += count
+                            out = conn.out
+                            out.append(payload)
+                            if len(out) == 1:
+                                conn.mark(conn)
                             continue
                     self._send(links, payload, slot, code >> 1, bool(code & 1))
                     continue

@@ -10,8 +10,9 @@ Python code here are tested against each other):
   readonly when every request of the group only reads, the payload in request order (a read
   after a write to the same key sees it, as on one connection). It stops at
   the first request that needs the general path (incomplete, inline, malformed, over the
-  limits, or not a single-key command with a valid arity). `ROUTE` is None without the C
-  extension: the client connection then takes the general path (hiredis) for everything.
+  limits, or not a single-key command with a valid arity), or after MAX_RUN requests.
+  `ROUTE` is None without the C extension: the client connection then takes the general
+  path (hiredis) for everything.
 * `frames(buf, pos, need)`: `(count, end)` after skipping up to `need` complete reply frames;
   it stops at an incomplete frame or before an out-of-band push.
 * `interleave(order, parts)`: the replies in request order from the per-group reply runs.
@@ -43,6 +44,7 @@ RequestEnd = Callable[[bytes, int], int]
 _PUSH = 62  # '>'
 _PLUS, _MINUS, _COLON, _DOLLAR, _STAR = 43, 45, 58, 36, 42
 MAX_GROUPS = 255
+MAX_RUN = 256  # requests one `route` call takes at most
 
 
 def command_info(spec: commands.CommandSpec) -> int:
@@ -170,6 +172,7 @@ def route_py(
     max_requests: int,
 ) -> tuple[int, bytes, list[tuple[int, bytes, int]]]:
     """Pure-Python `route` (the reference the C version is tested against)."""
+    max_requests = min(max_requests, MAX_RUN)
     n = len(buf)
     order = bytearray()
     shards: list[int] = []
