@@ -1,16 +1,16 @@
 """The proxy's hot loops: the C versions from `_speedups` when built, else pure Python.
 
-Owns three pure functions with one contract each (the C extension `_speedups.c` and the
+Owns four pure functions with one contract each (the C extension `_speedups.c` and the
 Python code here are tested against each other):
 
 * `route(buf, pos, commands, cache, index_of, max_argc, max_bulk, max_requests)`: the run of
-  complete single-key requests at `buf[pos:]`, grouped by (shard, read-only), forwarded as the
-  client's raw bytes. Returns `(end, order, groups)`: `order` has a byte per request, the
-  index of its group; `groups` holds one `(shard * 2 + readonly, payload, count)` per shard,
-  readonly when every request of the group only reads, the payload in request order (a read
-  after a write to the same key sees it, as on one connection). It stops at
-  the first request that needs the general path (incomplete, inline, malformed, over the
-  limits, or not a single-key command with a valid arity), or after MAX_RUN requests.
+  complete single-key requests at `buf[pos:]`, grouped by shard, forwarded as the client's
+  raw bytes. Returns `(end, order, groups)`: `order` has a byte per request, the index of its
+  group; `groups` holds one `(shard * 2 + readonly, payload, count)` per shard, readonly
+  when every request of the group only reads, the payload in request order (a read after a
+  write to the same key sees it, as on one connection). It stops at the first request that
+  needs the general path (incomplete, inline, malformed, over the limits, or not a
+  single-key command with a valid arity), or after MAX_RUN requests.
   `ROUTE` is None without the C extension: the client connection then takes the general
   path (hiredis) for everything.
 * `frames(buf, pos, need)`: `(count, end)` after skipping up to `need` complete reply frames;
