@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from redkeeper.server import backend as backend_module
 from redkeeper.server import client as client_module
 from redkeeper.server import fastpath, resp
 from tests.server_support import HOST, ProxyThread, RedisServer, keys_on, redis_servers, shards_of
@@ -39,6 +40,7 @@ def proxy(
             pytest.skip("the optional C extension redkeeper.server._speedups is not built")
     else:
         monkeypatch.setattr(client_module, "_ROUTE", None)
+        monkeypatch.setattr(backend_module, "_SCAN_HERE", True)
         monkeypatch.setattr(fastpath, "frames", fastpath.frames_py)
         monkeypatch.setattr(fastpath, "interleave", fastpath.interleave_py)
     for server in backends:

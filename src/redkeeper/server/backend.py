@@ -29,6 +29,9 @@ from redkeeper.server import fastpath, resp
 from redkeeper.server.replies import Client, Flusher, Waiter, fail_all
 
 _PUSH = 62  # '>': a RESP3 out-of-band push, never a reply
+_LINE = frozenset(b"+-:")  # replies that end at the first CRLF
+_DOLLAR = 36
+_SCAN_HERE = not fastpath.COMPILED  # without C, cutting single replies inline is faster
 
 
 class LinkHost(Protocol):
@@ -91,8 +94,33 @@ class BackendConnection(asyncio.Protocol):
                     raise resp.RespError("a reply nobody asked for")
                 waiter = pending[0]
                 need = waiter.count
-                found, pos = frames(buf, pos, need - got)
-                got += found
+                if _SCAN_HERE and need == 1:  # pure Python: the common replies inline
+                    kind = buf[pos]
+                    if kind in _LINE:
+                        end = buf.find(b"\r\n", pos) + 2
+                        if end == 1:
+                            break
+                    elif kind == _DOLLAR:
+                        eol = buf.find(b"\r\n", pos)
+                        if eol < 0:
+                            break
+                        length = int(buf[pos + 1 : eol])
+                        end = eol + 4 + length if length >= 0 else eol + 2
+                        if end > n:
+                            break
+                    else:
+                        end = resp.frame_end(buf, pos)
+                        if end < 0:
+                            break
+                        if kind == _PUSH:
+                            buf = buf[:pos] + buf[end:]
+                            n = len(buf)
+                            continue
+                    pos = end
+                    got = 1
+                else:
+                    found, pos = frames(buf, pos, need - got)
+                    got += found
                 if got < need:
                     if pos < n and buf[pos] == _PUSH:  # skip it
                         end = resp.frame_end(buf, pos)

@@ -223,6 +223,7 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
         gets = reader.gets
         max_multibulk = settings.max_multibulk
         fast = self._fast_path()
+        consumed = 0  # canonical RESP bytes of the requests taken (a boundary check)
         while True:
             request = gets()
             if request is False:
@@ -248,19 +249,32 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
                             slot = Slot(self)
                             queue_append(slot)
                             self.owed += 1
-                            conn.write(_PACK(tuple(request)), slot)
+                            payload = _PACK(tuple(request))
+                            consumed += len(payload)
+                            conn.write(payload, slot)
                             continue
             if len(request) > max_multibulk:
                 raise resp.RespError("invalid multibulk length")
             if request:
+                try:
+                    consumed += len(_PACK(tuple(request)))
+                except TypeError:
+                    consumed = -1
                 self._handle(request)
                 if self.close_after is not None:
                     return
                 fast = self._fast_path()
+            else:
+                consumed += 4  # *0
         if bad is not None:
             raise resp.RespError(bad[1])
-        # hiredis can have consumed every byte and still be between two arguments of a request
-        if reader.has_data() or not fastpath.at_boundary(self.since + data):
+        # hiredis can have consumed every byte and still be between two arguments of a request:
+        # at a boundary when the requests taken add up to every byte fed since the last one
+        # (canonical RESP is the shortest), else check.
+        since = self.since
+        if reader.has_data() or (
+            consumed != len(since) + len(data) and not fastpath.at_boundary(since + data)
+        ):
             self.midway = True
             self.partial += len(data)
             if self.partial > settings.max_request_bytes:
