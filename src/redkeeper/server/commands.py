@@ -18,6 +18,8 @@ Classes (the `Kind` constants):
 * STORE: a key at 1 plus the keys after STORE/STOREDIST options (SORT, GEORADIUS): same shard.
 * STREAMS: XREAD/XREADGROUP: the keys are the first half after STREAMS; same shard; no BLOCK.
 * LOCAL: answered by the proxy itself (`redkeeper.server.local`).
+* TXN: MULTI, EXEC, DISCARD, UNWATCH: the client connection buffers a transaction and sends
+  it to one shard as one block (`redkeeper.server.transaction`).
 * REFUSED: an error reply naming the command and the alternative; the connection stays open.
 """
 
@@ -38,6 +40,7 @@ STORE = 7
 STREAMS = 8
 LOCAL = 9
 REFUSED = 10
+TXN = 11
 
 KIND_NAMES: tuple[str, ...] = (
     "single",
@@ -51,8 +54,10 @@ KIND_NAMES: tuple[str, ...] = (
     "streams",
     "local",
     "refused",
+    "transaction",
 )
 _KINDS = {name: code for code, name in enumerate(KIND_NAMES)}
+_KINDS["txn"] = TXN
 
 
 class CommandError(RedkeeperError):
@@ -261,6 +266,10 @@ READONLY      local    1     0     0    0     r
 READWRITE     local    1     0     0    0     r
 INFO          local    -1    0     0    0     r
 TIME          local    1     0     0    0     r
+MULTI         txn      1     0     0    0     r
+EXEC          txn      1     0     0    0     w
+DISCARD       txn      1     0     0    0     r
+UNWATCH       txn      1     0     0    0     r
 """
 
 _SCAN_EACH = "use `redkeeper check` or SCAN each master directly"
@@ -301,11 +310,10 @@ _REFUSED = {
     "MODULE": "load modules on each redis-server directly",
     "CLUSTER": "this is not Redis Cluster; keys are placed like twemproxy",
     "ASKING": "this is not Redis Cluster; keys are placed like twemproxy",
-    "MULTI": "transactions need one connection; " + _ONE_SHARD_SCRIPT,
-    "EXEC": "transactions need one connection; " + _ONE_SHARD_SCRIPT,
-    "DISCARD": "transactions need one connection; " + _ONE_SHARD_SCRIPT,
-    "WATCH": "transactions need one connection; " + _ONE_SHARD_SCRIPT,
-    "UNWATCH": "transactions need one connection; " + _ONE_SHARD_SCRIPT,
+    "WATCH": (
+        "WATCH needs a backend connection of its own, and the proxy shares them; MULTI/EXEC "
+        "with keys on one shard works without it, and for check-and-set " + _ONE_SHARD_SCRIPT
+    ),
     "SUBSCRIBE": "pub/sub needs its own connection; " + _NO_STATE,
     "PSUBSCRIBE": "pub/sub needs its own connection; " + _NO_STATE,
     "SSUBSCRIBE": "pub/sub needs its own connection; " + _NO_STATE,
