@@ -386,6 +386,9 @@ def _numkeys(args: list[bytes], at: int, name: str) -> int:
     return count
 
 
+_SORT_SKIP = {b"LIMIT": 2, b"GET": 1, b"BY": 1}  # SORT options and their argument counts
+
+
 def keys_of(spec: CommandSpec, args: list[bytes]) -> list[bytes]:
     """The keys of a request of any keyed class (its arity already checked).
 
@@ -412,10 +415,19 @@ def keys_of(spec: CommandSpec, args: list[bytes]) -> list[bytes]:
             raise CommandError("ERR numkeys should be greater than 0")
         return args[1:at] + args[at + 1 : at + 1 + count]
     if kind == STORE:
+        # Options start where Redis's getkeys looks for them (georadiusGetKeys: argument 5;
+        # sortGetKeys: 2, skipping the arguments of LIMIT, GET and BY), so a member or a
+        # pattern spelled "store" is not taken for the option.
         keys = [args[1]]
-        for i in range(2, len(args) - 1):
-            if args[i].upper() in (b"STORE", b"STOREDIST"):
+        skip = _SORT_SKIP if spec.name == "SORT" else {}
+        i = 2 if spec.name == "SORT" else 5
+        while i < len(args) - 1:
+            option = args[i].upper()
+            if option in (b"STORE", b"STOREDIST"):
                 keys.append(args[i + 1])
+                i += 2
+            else:
+                i += 1 + skip.get(option, 0)
         return keys
     if kind == STREAMS:
         upper = [a.upper() for a in args]
