@@ -1101,6 +1101,9 @@ def canonical(client: redis.Redis, key: bytes) -> tuple[str, object]:
         value = client.zrange(key, 0, -1, withscores=True)
     elif kind == "hash":
         value = sorted(client.hgetall(key).items())
+    elif kind == "stream":  # not DUMP: it holds delivery times
+        groups = client.execute_command("XINFO", "GROUPS", key)  # type: ignore[no-untyped-call]
+        value = (client.xrange(key), groups)
     else:
         value = client.dump(key)
     return kind, value
@@ -1116,22 +1119,25 @@ def snapshot(client: redis.Redis) -> dict[bytes, Canon]:
 
 
 def keyspace_problems(
-    nc: dict[str, dict[bytes, Canon]], px: dict[str, dict[bytes, Canon]], limit: int = 20
+    nc: dict[str, dict[bytes, Canon]],
+    px: dict[str, dict[bytes, Canon]],
+    limit: int = 20,
+    names: tuple[str, str] = ("nutcracker", "proxy"),
 ) -> list[str]:
-    """Differences between the per-shard keyspaces after the two runs."""
+    """Differences between the per-shard keyspaces after two runs (`names`: of the runs)."""
     problems: list[str] = []
     for shard in sorted(set(nc) | set(px)):
         a, b = nc.get(shard, {}), px.get(shard, {})
         for key in sorted(set(a) | set(b)):
             if key not in a or key not in b:
-                where = "nutcracker" if key in a else "proxy"
+                where = names[0] if key in a else names[1]
                 problems.append(f"{shard}: key {show(key, 60)} only after the {where} run")
                 continue
             (ka, va, ta), (kb, vb, tb) = a[key], b[key]
             if (ka, va) != (kb, vb):
                 problems.append(
-                    f"{shard}: key {show(key, 60)}: nutcracker {ka} {show(va)} / proxy {kb} "
-                    f"{show(vb)}"
+                    f"{shard}: key {show(key, 60)}: {names[0]} {ka} {show(va)} / {names[1]} "
+                    f"{kb} {show(vb)}"
                 )
             elif ((ta < 0 or tb < 0) and ta != tb) or abs(ta - tb) > 120_000:
                 problems.append(f"{shard}: key {show(key, 60)}: PTTL {ta} / {tb}")

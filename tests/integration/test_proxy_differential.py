@@ -32,12 +32,15 @@ from redkeeper.model import Address
 from redkeeper.placement import Ring
 from redkeeper.server import commands
 from tests import nutcracker_facts as facts
+from tests.command_samples import CLOSING_FORMS, ODD_FORMS, SAMPLES, SEEDS, Sample
 from tests.differential import (
     GROUPS,
+    Canon,
     Err,
     Op,
     PeerClosedError,
     RespConn,
+    Status,
     StreamGen,
     Value,
     canonical,
@@ -52,6 +55,7 @@ from tests.server_support import (
     HOST,
     ProxyThread,
     RedisServer,
+    keys_on,
     nutcracker,
     redis_servers,
     shards_of,
@@ -284,3 +288,123 @@ def test_stream_matches_nutcracker(
     assert not key_problems, f"{hint}: keyspaces differ:\n" + "\n".join(key_problems)
     assert not misplaced, f"{hint}: keys off the ring:\n" + "\n".join(misplaced[:20])
     assert keys_after > 50, f"{hint}: the stream left only {keys_after} keys"
+
+
+# -- every command of the table -------------------------------------------------------------
+
+
+def _bind(sample: Sample, keys: list[bytes], payload: bytes) -> list[bytes]:
+    """The sample's request with K1..K4 replaced by real keys (and DUMP by a payload)."""
+    names = {f"K{i + 1}": key for i, key in enumerate(keys)}
+    out = []
+    for arg in sample.args:
+        if arg in names:
+            out.append(names[arg])
+        elif arg == "PAYLOAD":
+            out.append(payload)
+        else:
+            out.append(arg.encode())
+    return out
+
+
+@dataclass
+class Outcome:
+    reply: Value | None  # None: the connection was closed before the reply
+    keys: dict[str, dict[bytes, Canon]]
+
+
+def _run_sample(
+    p: Pool,
+    conn: RespConn | None,
+    port: int,
+    home: str,
+    sample: Sample,
+    request: list[bytes],
+    keys: list[bytes],
+) -> Outcome:
+    """Seed, then send `request` and a PING on `conn` (or a fresh connection to `port`)."""
+    p.reset()
+    seeder = p.clients[home]
+    for seed in SEEDS[sample.family]:
+        seeder.execute_command(*(_bind(Sample("", "", seed), keys, b"")))  # type: ignore[no-untyped-call]
+    own = conn is None
+    target = conn if conn is not None else RespConn(HOST, port)
+    try:
+        reply, pong = target.pipeline([request, [b"PING"]])
+    except PeerClosedError:
+        reply, pong = None, None
+    finally:
+        if own:
+            target.close()
+    if reply is not None:
+        assert pong == Status(b"PONG"), (sample, pong)
+    return Outcome(reply, {name: snapshot(c) for name, c in p.clients.items()})
+
+
+def test_every_table_command_against_nutcracker_and_the_shard(
+    backends: list[RedisServer], tmp_path: Path
+) -> None:
+    """Each keyed command of the proxy's table, once: nutcracker closes the connection on
+    exactly the commands `nutcracker_facts.KNOWN` lacks; the proxy answers every one as the
+    shard does, and stays open; nutcracker answers the ones it knows as the shard does, but
+    for `nutcracker_facts.WRONG`. Then the argument forms nutcracker closes on, and odd
+    forms (unroutable key counts the proxy answers itself; names that look like options)."""
+    table = {
+        n for n, s in commands.COMMANDS.items() if s.kind not in (commands.LOCAL, commands.REFUSED)
+    }
+    assert {s.name for s in SAMPLES} == table, "every keyed command of the table needs a sample"
+    runs = [("sample", s) for s in SAMPLES]
+    runs += [("closing", s) for s in CLOSING_FORMS] + [("odd", s) for s in ODD_FORMS]
+    closed: set[str] = set()
+    closed_forms: list[str] = []
+    problems: list[str] = []
+    with pool(backends, tmp_path / "nc", None) as p:
+        home = "shard1"
+        keys = keys_on(p.ring, home, 4, "cmd:")
+        assert p.shard_of(b"2") != home  # nutcracker routes ZUNION 2 ... by the "2"
+        p.clients[home].rpush(keys[0], "x", "é")
+        payload = p.clients[home].dump(keys[0])
+        assert isinstance(payload, bytes)
+        address = p.shards[home]
+        proxy = RespConn(HOST, p.proxy.port)
+        direct = RespConn(address.host, address.port)
+        for kind, sample in runs:
+            request = _bind(sample, keys, payload)
+            shown = show([a[:40] for a in request], 200)
+            want = _run_sample(p, direct, 0, home, sample, request, keys)
+            assert want.reply is not None, f"the shard closed the connection on {shown}"
+            got = _run_sample(p, proxy, 0, home, sample, request, keys)
+            assert got.reply is not None, f"the proxy closed the connection on {shown}"
+            nc = _run_sample(p, None, p.nc_port, home, sample, request, keys)
+            if kind == "sample" and nc.reply is None:
+                closed.add(sample.name)
+            if kind == "closing":
+                closed_forms.append(shown)
+                if nc.reply is not None:
+                    problems.append(f"{shown}: nutcracker answered {show(nc.reply)}")
+            if sample.proxy_error:
+                if not (isinstance(got.reply, Err) and got.reply.text.startswith(b"ERR")):
+                    problems.append(f"{shown}: proxy {show(got.reply)}, not an error")
+                elif sample.proxy_error.encode() not in got.reply.text:
+                    problems.append(f"{shown}: proxy {show(got.reply)}, not {sample.proxy_error}")
+                print(f"{shown}: proxy {show(got.reply)} / shard {show(want.reply)}")
+                continue
+            if normalize(sample.norm, got.reply) != normalize(sample.norm, want.reply):
+                problems.append(f"{shown}: proxy {show(got.reply)} / shard {show(want.reply)}")
+            problems += [
+                f"{shown}: {x}"
+                for x in keyspace_problems(want.keys, got.keys, names=("shard", "proxy"))
+            ]
+            if (
+                kind == "sample"
+                and nc.reply is not None
+                and sample.name not in facts.WRONG
+                and normalize(sample.norm, nc.reply) != normalize(sample.norm, want.reply)
+            ):
+                problems.append(f"{shown}: nutcracker {show(nc.reply)} / shard {show(want.reply)}")
+        proxy.close()
+        direct.close()
+    print(f"nutcracker closes on {len(closed)} of {len(table)} keyed commands: {sorted(closed)}")
+    assert not problems, "\n".join(problems)
+    assert closed == table - facts.KNOWN
+    assert len(closed_forms) == len(CLOSING_FORMS)
