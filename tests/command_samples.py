@@ -108,7 +108,7 @@ SAMPLES: list[Sample] = [
     _s("nums", "SORT_RO", "K1", "DESC"),
     _s("list", "OBJECT", "ENCODING", "K1"),
     _s("str", "MEMORY", "USAGE", "K2", norm="kind"),
-    _s("str", "COPY", "K2", "K4"),
+    _s("str", "COPY", "K1", "K4"),
     _s("str", "RENAME", "K2", "K4"),
     _s("str", "RENAMENX", "K2", "K3"),
     _s("str", "DEL", "K1", "K2", "K4"),

@@ -35,6 +35,7 @@ from tests import nutcracker_facts as facts
 from tests.command_samples import CLOSING_FORMS, ODD_FORMS, SAMPLES, SEEDS, Sample
 from tests.differential import (
     GROUPS,
+    NULL_BULK,
     Canon,
     Err,
     Op,
@@ -313,20 +314,30 @@ class Outcome:
     keys: dict[str, dict[bytes, Canon]]
 
 
+def _seed_data(p: Pool, family: str, keys: list[bytes]) -> None:
+    """An empty keyspace, then `SEEDS[family]`, each request on its key's shard."""
+    p.reset()
+    for seed in SEEDS[family]:
+        request = _bind(Sample("", "", seed), keys, b"")
+        if seed[0] in ("SCRIPT", "FUNCTION"):
+            targets = list(p.clients)
+        else:  # the shard of its first key
+            first = next(i for i, arg in enumerate(seed) if arg in ("K1", "K2", "K3", "K4"))
+            targets = [p.shard_of(request[first])]
+        for name in targets:
+            p.clients[name].execute_command(*request)  # type: ignore[no-untyped-call]
+
+
 def _run_sample(
     p: Pool,
     conn: RespConn | None,
     port: int,
-    home: str,
     sample: Sample,
     request: list[bytes],
     keys: list[bytes],
 ) -> Outcome:
     """Seed, then send `request` and a PING on `conn` (or a fresh connection to `port`)."""
-    p.reset()
-    seeder = p.clients[home]
-    for seed in SEEDS[sample.family]:
-        seeder.execute_command(*(_bind(Sample("", "", seed), keys, b"")))  # type: ignore[no-untyped-call]
+    _seed_data(p, sample.family, keys)
     own = conn is None
     target = conn if conn is not None else RespConn(HOST, port)
     try:
@@ -371,11 +382,11 @@ def test_every_table_command_against_nutcracker_and_the_shard(
         for kind, sample in runs:
             request = _bind(sample, keys, payload)
             shown = show([a[:40] for a in request], 200)
-            want = _run_sample(p, direct, 0, home, sample, request, keys)
+            want = _run_sample(p, direct, 0, sample, request, keys)
             assert want.reply is not None, f"the shard closed the connection on {shown}"
-            got = _run_sample(p, proxy, 0, home, sample, request, keys)
+            got = _run_sample(p, proxy, 0, sample, request, keys)
             assert got.reply is not None, f"the proxy closed the connection on {shown}"
-            nc = _run_sample(p, None, p.nc_port, home, sample, request, keys)
+            nc = _run_sample(p, None, p.nc_port, sample, request, keys)
             if kind == "sample" and nc.reply is None:
                 closed.add(sample.name)
             if kind == "closing":
@@ -408,3 +419,123 @@ def test_every_table_command_against_nutcracker_and_the_shard(
     assert not problems, "\n".join(problems)
     assert closed == table - facts.KNOWN
     assert len(closed_forms) == len(CLOSING_FORMS)
+
+
+# -- where nutcracker is wrong -----------------------------------------------------------------
+
+
+def test_nutcracker_wrong_the_proxy_right(backends: list[RedisServer], tmp_path: Path) -> None:
+    """Multi-key EXISTS (nutcracker: first key's shard only) and ZUNION/ZINTER/ZDIFF
+    (nutcracker: routed by the numkeys argument), each checked against the shards directly;
+    the multi-key commands nutcracker does split agree with the shards on both."""
+    with pool(backends, tmp_path / "nc", None) as p:
+        keys = [f"exists:{i}".encode() for i in range(40)]
+        by_shard = {name: [k for k in keys if p.shard_of(k) == name] for name in p.shards}
+        assert all(by_shard.values()), by_shard
+        proxy = RespConn(HOST, p.proxy.port)
+        nc = RespConn(HOST, p.nc_port)
+        assert proxy.call(b"MSET", *(x for k in keys for x in (k, k))) == Status(b"OK")
+        direct = sum(int(p.clients[name].exists(*ks)) for name, ks in by_shard.items())
+        assert direct == 40
+        assert proxy.call(b"EXISTS", *keys) == 40
+        assert proxy.call(b"EXISTS", *keys, b"absent", keys[0]) == 41
+        first_shard = len(by_shard[p.shard_of(keys[0])])
+        assert nc.call(b"EXISTS", *keys) == first_shard < 40
+        # the commands nutcracker splits: both right
+        for endpoint in (proxy, nc):
+            assert endpoint.call(b"TOUCH", *keys, b"absent") == 40
+            assert endpoint.call(b"MGET", *keys) == keys
+        assert nc.call(b"UNLINK", *keys[:20]) == 20
+        assert proxy.call(b"DEL", *keys) == 20
+
+        # ZUNION/ZINTER/ZDIFF: nutcracker hashes the numkeys argument, "2"
+        numkeys_shard = p.shard_of(b"2")
+        other = next(name for name in p.shards if name != numkeys_shard)
+        z1, z2 = keys_on(p.ring, other, 2, "z:")
+        assert proxy.call(b"ZADD", z1, b"1", b"a", b"2", b"b") == 2
+        assert proxy.call(b"ZADD", z2, b"5", b"b", b"1", b"c") == 2
+        shard = RespConn(p.shards[other].host, p.shards[other].port)
+        for name in (b"ZUNION", b"ZINTER", b"ZDIFF"):
+            request = (name, b"2", z1, z2, b"WITHSCORES")
+            right = shard.call(*request)
+            assert right, request  # not empty: b is in both, a in z1 only
+            assert proxy.call(*request) == right, request
+            assert nc.call(*request) == [], request  # read on the shard without the keys
+        for c in (proxy, nc, shard):
+            c.close()
+
+
+def _spanning(sample: Sample, keys: list[bytes], p: Pool) -> bool:
+    """True when the sample's keys (bound to `keys`) live on more than one shard."""
+    spec = commands.COMMANDS[sample.name]
+    try:
+        found = commands.keys_of(spec, _bind(sample, keys, b""))
+    except commands.CommandError:
+        return False
+    return len({p.shard_of(k) for k in found}) > 1
+
+
+#: Same-shard commands nutcracker routes by their first key, whatever shard the others are on.
+SAME_SHARD_KINDS = (commands.SAME, commands.EVAL, commands.NUMKEYS, commands.STORE)
+EVAL_SPANNING = Sample(
+    "EVAL", "str", ("EVAL", "return redis.call('MGET', KEYS[1], KEYS[2])", "2", "K1", "K2")
+)
+
+
+def test_keys_across_shards_proxy_refuses_nutcracker_runs_on_one_shard(
+    backends: list[RedisServer], tmp_path: Path
+) -> None:
+    """Every same-shard command nutcracker knows, with K1 on one shard and K2..K4 on the
+    other: the proxy answers "keys span shards" naming both, changes nothing and stays open;
+    nutcracker runs it on one shard (wrong answers, keys off the ring)."""
+    with pool(backends, tmp_path / "nc", None) as p:
+        keys = keys_on(p.ring, "shard1", 1, "x:") + keys_on(p.ring, "shard2", 3, "x:")
+        chosen = [
+            s
+            for s in [*SAMPLES, EVAL_SPANNING]
+            if s.name in facts.KNOWN
+            and commands.COMMANDS[s.name].kind in SAME_SHARD_KINDS
+            and _spanning(s, keys, p)
+        ]
+        want = {
+            n
+            for n in facts.KNOWN
+            if n in commands.COMMANDS and commands.COMMANDS[n].kind in SAME_SHARD_KINDS
+        }
+        assert {s.name for s in chosen} == want - {"EVALSHA", "GEORADIUS"}  # samples: one key
+        proxy = RespConn(HOST, p.proxy.port)
+        for sample in chosen:
+            request = _bind(sample, keys, b"")
+            _seed_data(p, sample.family, keys)
+            before = {name: snapshot(c) for name, c in p.clients.items()}
+            got = _run_sample(p, proxy, 0, sample, request, keys)
+            assert isinstance(got.reply, Err), (sample, got.reply)
+            prefix = f"ERR redkeeper: {sample.name} keys span shards (shard1, shard2); "
+            assert got.reply.text.startswith(prefix.encode()), got.reply
+            assert not keyspace_problems(before, got.keys, names=("before", "after")), sample
+            nc = _run_sample(p, None, p.nc_port, sample, request, keys)
+            assert nc.reply is not None, f"nutcracker closed the connection on {sample}"
+            assert not (isinstance(nc.reply, Err) and b"redkeeper" in nc.reply.text)
+        ran = sorted({s.name for s in chosen})
+        print(f"\nkeys on 2 shards: the proxy refused, nutcracker ran {ran}")
+
+        # nutcracker writes keys where the ring does not place them
+        src, dst = keys[0], keys[1]  # on shard1, on shard2
+        raw = RespConn(HOST, p.nc_port)
+        p.reset()
+        assert raw.call(b"SET", src, b"v") == Status(b"OK")
+        assert raw.call(b"COPY", src, dst) == 1
+        assert p.clients["shard1"].get(dst) == b"v"  # the copy sits on shard1 ...
+        assert raw.call(b"GET", dst) == NULL_BULK  # ... where nobody finds it
+        assert raw.call(b"DEL", src) == 1
+        assert raw.call(b"RPUSH", src, b"b", b"a") == 2
+        assert raw.call(b"SORT", src, b"ALPHA", b"STORE", keys[2]) == 2
+        assert p.clients["shard1"].lrange(keys[2], 0, -1) == [b"a", b"b"]
+        assert p.clients["shard2"].exists(keys[2]) == 0
+        assert proxy.call(b"COPY", src, dst) == Err(
+            b"ERR redkeeper: COPY keys span shards (shard1, shard2); this pool has no hash_tag, "
+            b"so only keys that happen to share a shard can be used"
+        )
+        for c in (proxy, raw):
+            c.close()
+        p.reset()
