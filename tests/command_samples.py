@@ -272,6 +272,22 @@ ODD_FORMS: list[Sample] = [
     _s("zset", "ZINTERCARD", "0", "K1", proxy_error="ERR numkeys should be greater than 0"),
     _s("zset", "ZINTER", "-1", "K1", proxy_error="ERR Number of keys can't be negative (ZINTER)"),
     _s("zset", "ZUNIONSTORE", "K3", "5", "K1", proxy_error="ERR Number of keys can't be greater"),
+    _s(
+        "str",
+        "OBJECT",
+        "ENCODING",
+        proxy_error="ERR wrong number of arguments for 'object' command",
+    ),
+    _s("str", "MEMORY", "USAGE", proxy_error="ERR wrong number of arguments for 'memory' command"),
+    _s(
+        "stream", "XINFO", "STREAM", proxy_error="ERR wrong number of arguments for 'xinfo' command"
+    ),
+    _s(
+        "stream",
+        "XGROUP",
+        "CREATE",
+        proxy_error="ERR wrong number of arguments for 'xgroup' command",
+    ),
     _s("str", "EVALSHA", GET_SHA, "x", "K1"),
     _s("stream", "XREAD", "COUNT", "1", "K1", "0"),
     _s("stream", "XREAD", "STREAMS", "K1", "K2", "0"),

@@ -46,6 +46,7 @@ from tests.differential import (
     Value,
     canonical,
     count_by,
+    encode,
     keyspace_problems,
     normalize,
     show,
@@ -64,7 +65,7 @@ from tests.server_support import (
 
 pytestmark = pytest.mark.integration
 
-N_OPS = int(os.environ.get("REDKEEPER_DIFF_OPS", "2500"))
+N_OPS = int(os.environ.get("REDKEEPER_DIFF_OPS", "8000"))
 SCRATCH = b"__redkeeper_diff_scratch__"
 
 
@@ -538,4 +539,315 @@ def test_keys_across_shards_proxy_refuses_nutcracker_runs_on_one_shard(
         )
         for c in (proxy, raw):
             c.close()
+        p.reset()
+
+
+# -- what nutcracker closes the connection on ------------------------------------------------
+
+#: Arguments for refused commands, harmless should they ever run.
+REFUSED_ARGS: dict[str, list[bytes]] = {
+    "KEYS": [b"*"],
+    "SCAN": [b"0"],
+    "SWAPDB": [b"0", b"0"],
+    "MIGRATE": [b"127.0.0.1", b"1", b"k", b"0", b"10"],
+    "MOVE": [b"k", b"1"],
+    "WAIT": [b"0", b"0"],
+    "SCRIPT": [b"FLUSH"],
+    "FUNCTION": [b"LIST"],
+    "CONFIG": [b"GET", b"maxmemory"],
+    "DEBUG": [b"HELP"],
+    "SHUTDOWN": [b"ABORT"],
+    "SLAVEOF": [b"NO", b"ONE"],
+    "REPLICAOF": [b"NO", b"ONE"],
+    "FAILOVER": [b"ABORT"],
+    "SLOWLOG": [b"LEN"],
+    "LATENCY": [b"LATEST"],
+    "ACL": [b"WHOAMI"],
+    "MODULE": [b"LIST"],
+    "CLUSTER": [b"INFO"],
+    "WATCH": [b"k"],
+    "SUBSCRIBE": [b"ch"],
+    "PSUBSCRIBE": [b"ch*"],
+    "SSUBSCRIBE": [b"ch"],
+    "PUBLISH": [b"ch", b"m"],
+    "SPUBLISH": [b"ch", b"m"],
+    "PUBSUB": [b"CHANNELS"],
+    "BLPOP": [b"k", b"0"],
+    "BRPOP": [b"k", b"0"],
+    "BRPOPLPUSH": [b"k", b"j", b"0"],
+    "BLMOVE": [b"k", b"j", b"LEFT", b"LEFT", b"0"],
+    "BLMPOP": [b"0", b"1", b"k", b"LEFT"],
+    "BZPOPMIN": [b"k", b"0"],
+    "BZPOPMAX": [b"k", b"0"],
+    "BZMPOP": [b"0", b"1", b"k", b"MIN"],
+    "PSYNC": [b"?", b"-1"],
+}
+
+
+def test_refused_commands_error_and_stay_open(backends: list[RedisServer], tmp_path: Path) -> None:
+    """Every refused command: the proxy answers an error naming it and its alternative and
+    keeps the connection (and the keyspace); nutcracker closes the connection on each, but
+    for LOLWUT, which it forwards."""
+    refused = [s for s in commands.COMMANDS.values() if s.kind == commands.REFUSED]
+    nc_answered: list[str] = []
+    with pool(backends, tmp_path / "nc", None) as p:
+        proxy = RespConn(HOST, p.proxy.port)
+        assert proxy.call(b"SET", b"survivor", b"1") == Status(b"OK")
+        for spec in refused:
+            request = [spec.name.encode(), *REFUSED_ARGS.get(spec.name, [])]
+            reply, pong = proxy.pipeline([request, [b"PING"]])
+            assert reply == Err(commands.refused_error(spec).encode()), (spec.name, reply)
+            assert pong == Status(b"PONG"), spec.name
+            nc = RespConn(HOST, p.nc_port)
+            try:
+                nc_reply: Value | None = nc.pipeline([request, [b"PING"]])[0]
+            except PeerClosedError:
+                nc_reply = None
+            nc.close()
+            if nc_reply is not None:
+                nc_answered.append(spec.name)
+        assert proxy.call(b"GET", b"survivor") == b"1"
+        assert p.clients[p.shard_of(b"survivor")].get(b"survivor") == b"1"
+        proxy.close()
+    print(
+        f"\n{len(refused)} refused commands; nutcracker answered {nc_answered}, closed on the rest"
+    )
+    assert sorted(nc_answered) == sorted(s.name for s in refused if s.name in facts.KNOWN)
+    assert nc_answered == ["LOLWUT"]
+
+
+#: (request, what the proxy answers): "shard" = exactly as the shard does.
+LOCAL_CASES: list[tuple[list[bytes], str]] = [
+    ([b"PING"], "shard"),
+    ([b"PING", b"h\xc3\xa9llo"], "shard"),
+    ([b"ECHO", b"h\xc3\xa9llo"], "shard"),
+    ([b"SELECT", b"0"], "shard"),
+    ([b"AUTH", b"secret"], "shard"),
+    ([b"QUIT"], "shard"),
+    ([b"RESET"], "shard"),
+    ([b"HELLO", b"2"], "hello"),
+    ([b"CLIENT", b"SETNAME", b"diff"], "shard"),
+    ([b"CLIENT", b"GETNAME"], "shard"),
+    ([b"CLIENT", b"SETINFO", b"LIB-NAME", b"redis-py"], "ok"),
+    ([b"CLIENT", b"ID"], "int"),
+    ([b"COMMAND", b"COUNT"], "count"),
+    ([b"COMMAND"], "array"),
+    ([b"READONLY"], "ok"),
+    ([b"READWRITE"], "ok"),
+    ([b"INFO"], "info"),
+    ([b"TIME"], "time"),
+]
+
+
+def _exchange(port: int, request: list[bytes]) -> tuple[Value | None, bool]:
+    """(the reply or None when the connection closed first, open afterwards)."""
+    conn = RespConn(HOST, port)
+    try:
+        reply, pong = conn.pipeline([request, [b"PING"]])
+    except PeerClosedError:
+        conn.close()
+        conn = RespConn(HOST, port)
+        try:  # QUIT: the reply comes, then the close
+            reply = conn.pipeline([request])[0]
+        except PeerClosedError:
+            return None, False
+        finally:
+            conn.close()
+        return reply, False
+    conn.close()
+    assert pong == Status(b"PONG")
+    return reply, True
+
+
+def test_connection_commands(backends: list[RedisServer], tmp_path: Path) -> None:
+    """The commands the proxy answers itself: as Redis does (or in Redis's shape); nutcracker
+    closes the connection on each but PING without a message, AUTH and COMMAND."""
+    local = {n for n, s in commands.COMMANDS.items() if s.kind == commands.LOCAL}
+    assert {r[0].decode() for r, _ in LOCAL_CASES} == local
+    seen: dict[str, str] = {}
+    with pool(backends, tmp_path / "nc", None) as p:
+        shard = p.shards["shard1"]
+        for request, expect in LOCAL_CASES:
+            shown = b" ".join(request).decode(errors="replace")
+            got, open_ = _exchange(p.proxy.port, request)
+            assert open_ == (request[0] != b"QUIT"), shown
+            assert got is not None, shown
+            if expect == "shard":
+                want, _ = _exchange(shard.port, request)
+                assert got == want, (shown, got, want)
+            elif expect == "ok":
+                assert got == Status(b"OK"), (shown, got)
+            elif expect == "int":
+                assert isinstance(got, int), (shown, got)
+            elif expect == "count":
+                known = [s for s in commands.COMMANDS.values() if s.kind != commands.REFUSED]
+                assert got == len(known), got
+            elif expect == "array":
+                assert isinstance(got, list) and len(got) > 100, shown
+            elif expect == "hello":
+                want, _ = _exchange(shard.port, request)
+                assert isinstance(got, list) and isinstance(want, list)
+                assert got[0::2] == want[0::2]  # the same fields: server, version, proto ...
+                assert got[:2] == want[:2] and got[4:6] == want[4:6] == [b"proto", 2]
+            elif expect == "info":
+                assert isinstance(got, bytes) and b"loading:0" in got, got
+            else:
+                assert expect == "time" and isinstance(got, list) and len(got) == 2, got
+            nc, _ = _exchange(p.nc_port, request)
+            seen[shown] = "closed" if nc is None else f"answered {show(nc, 50)}"
+    for shown, what in seen.items():
+        print(f"nutcracker on {shown}: {what}")
+    answered = {s for s, what in seen.items() if what.startswith("answered")}
+    assert answered == {"PING", "AUTH secret", "COMMAND"}, answered
+
+
+def test_requests_nutcracker_closes_on_the_proxy_answers(
+    backends: list[RedisServer], tmp_path: Path
+) -> None:
+    """Unknown and empty command names, inline commands, keys of 16336 bytes or more, and a
+    pipeline whose last request nutcracker does not know (it drops the replies owed)."""
+    with pool(backends, tmp_path / "nc", None) as p:
+        cases: list[tuple[bytes, list[Value]]] = [
+            (encode([b"FOO", b"k"]), [Err(b"ERR redkeeper: unknown or unsupported command 'FOO'")]),
+            (encode([b""]), [Err(b"ERR redkeeper: unknown or unsupported command ''")]),
+            (b"PING\r\nSET inline v\r\nGET inline\r\n", [Status(b"PONG"), Status(b"OK"), b"v"]),
+            (
+                encode([b"SET", b"k", b"v"]) + encode([b"MOVE", b"k", b"1"]),
+                [
+                    Status(b"OK"),
+                    Err(commands.refused_error(commands.COMMANDS["MOVE"]).encode()),
+                ],
+            ),
+        ]
+        for size in (facts.MAX_KEY_BYTES - 1, facts.MAX_KEY_BYTES, 100_000):
+            key = b"K" * size
+            cases.append(
+                (encode([b"SET", key, b"long"]) + encode([b"GET", key]), [Status(b"OK"), b"long"])
+            )
+        for data, want in cases:
+            p.reset()
+            proxy = RespConn(HOST, p.proxy.port)
+            proxy.send_raw(data + encode([b"PING"]))
+            got = [proxy.read() for _ in want]
+            assert got == want, (data[:60], got)
+            assert proxy.read() == Status(b"PONG")
+            proxy.close()
+            p.reset()
+            nc = RespConn(HOST, p.nc_port)
+            nc.send_raw(data + encode([b"PING"]))
+            try:
+                nc_got = [nc.read() for _ in want]
+            except PeerClosedError:
+                nc_got = []
+            nc.close()
+            long_ok = data.startswith(b"*3\r\n$3\r\nSET\r\n$%d\r\n" % (facts.MAX_KEY_BYTES - 1))
+            if long_ok:
+                assert nc_got == want, "nutcracker takes keys shorter than MAX_KEY_BYTES"
+            else:
+                assert nc_got == [], (data[:60], nc_got)
+
+
+# -- placement ----------------------------------------------------------------------------------
+
+
+def _placement_keys(seed: int) -> list[bytes]:
+    """About 3,000 distinct keys: random binary, every single byte, UTF-8, hash-tagged (well
+    and badly formed), long, the stream's special keys."""
+    rng = random.Random(seed)
+    keys: list[bytes] = [bytes([b]) for b in range(256)]
+    keys += [rng.randbytes(rng.randint(1, 40)) for _ in range(1000)]
+    keys += [
+        "".join(rng.choice("aé日本語ключ🔑z{}: ") for _ in range(rng.randint(1, 12))).encode()
+        for _ in range(600)
+    ]
+    keys += [b"{user%d}:%d" % (rng.randint(0, 50), i) for i in range(500)]
+    keys += [rng.randbytes(3) + b"{" + rng.randbytes(rng.randint(0, 3)) + b"}" for _ in range(300)]
+    keys += [b"x" * rng.randint(100, 4000) + b"%d" % i for i in range(50)]
+    keys += StreamGen(seed, lambda key: "", [], 0).every
+    return list(dict.fromkeys(keys))
+
+
+@pytest.mark.parametrize("hash_tag", [None, "{}"], ids=["plain", "hash_tag"])
+def test_keys_written_through_one_are_read_through_the_other(
+    backends: list[RedisServer], tmp_path: Path, hash_tag: str | None
+) -> None:
+    seed = _seed()
+    keys = _placement_keys(seed)
+    half = len(keys) // 2
+    with pool(backends, tmp_path / "nc", hash_tag) as p:
+        nc = RespConn(HOST, p.nc_port)
+        proxy = RespConn(HOST, p.proxy.port)
+        for writer, part in ((nc, keys[:half]), (proxy, keys[half:])):
+            replies = writer.pipeline([[b"SET", k, b"v:" + k] for k in part])
+            assert replies == [Status(b"OK")] * len(part), f"seed={seed}"
+        for reader in (nc, proxy):
+            for i in range(0, len(keys), 200):
+                chunk = keys[i : i + 200]
+                assert reader.call(b"MGET", *chunk) == [b"v:" + k for k in chunk], f"seed={seed}"
+        assert nc.pipeline([[b"GET", k] for k in keys[half:]]) == [b"v:" + k for k in keys[half:]]
+        assert proxy.pipeline([[b"GET", k] for k in keys[:half]]) == [
+            b"v:" + k for k in keys[:half]
+        ]
+        where = {name: set(c.scan_iter(count=1000)) for name, c in p.clients.items()}
+        off = [k for k in keys if k not in where[p.shard_of(k)]]
+        assert not off, f"seed={seed}: {len(off)} keys off the ring, e.g. {show(off[:5])}"
+        assert sum(len(w) for w in where.values()) == len(keys)
+        counts = {name: len(w) for name, w in where.items()}
+        nc.close()
+        proxy.close()
+        p.reset()
+    print(f"\n{len(keys)} keys (seed={seed}, hash_tag={hash_tag}), per shard {counts}")
+
+
+def _split_points(data: bytes) -> list[int]:
+    """Every element boundary of a multibulk request, and a few byte offsets within."""
+    points = [i + 2 for i in range(len(data) - 1) if data[i : i + 2] == b"\r\n"][:-1]
+    return sorted(set(points) | {1, 3, len(data) // 2, len(data) - 1})
+
+
+def test_requests_split_across_reads(backends: list[RedisServer], tmp_path: Path) -> None:
+    """A request that reaches the proxy in two reads, cut at every element boundary and some
+    byte offsets, gets the same reply as through nutcracker. Found by the differential stream:
+    the proxy took a read that began between two elements ("$1\\r\\nv\\r\\n") for inline
+    commands, since hiredis's has_data() is False there."""
+    with pool(backends, tmp_path / "nc", None) as p:
+        keys = keys_on(p.ring, "shard1", 2, "s:") + keys_on(p.ring, "shard2", 1, "s:")
+        requests = [
+            [b"SET", keys[0], b"v\r\n$1"],
+            [b"MSET", keys[0], b"1", keys[2], "é".encode(), keys[1], b""],
+            [b"MGET", keys[2], keys[0], keys[1]],
+            [b"EVAL", b"return redis.call('GET', KEYS[1])", b"1", keys[1]],
+        ]
+        for request in requests:
+            data = encode(request)
+            for cut in _split_points(data):
+                replies = []
+                for port in (p.nc_port, p.proxy.port):
+                    conn = RespConn(HOST, port)
+                    conn.send_raw(data[:cut])
+                    time.sleep(0.02)  # two reads on the other side
+                    conn.send_raw(data[cut:] + encode([b"PING"]))
+                    replies.append([conn.read(), conn.read()])
+                    conn.close()
+                nc, px = replies
+                assert px == nc, (request, cut, nc, px)
+                assert px[1] == Status(b"PONG")
+        p.reset()
+
+
+def test_a_long_pipeline_read_in_pieces(backends: list[RedisServer], tmp_path: Path) -> None:
+    """20,000 SETs of 1 KB (20 MB) written in pieces of 997 bytes, replies read while
+    writing: the proxy reads them cut anywhere and must answer all, like nutcracker (before the
+    fix it closed the connection after a few hundred)."""
+    with pool(backends, tmp_path / "nc", None) as p:
+        requests = [[b"SET", b"pipe:%d" % i, b"%d:" % i + b"v" * 1000] for i in range(20_000)]
+        requests.append([b"MGET", *(r[1] for r in requests[-50:])])
+        for port in (p.nc_port, p.proxy.port):
+            p.reset()
+            conn = RespConn(HOST, port)
+            replies = conn.pipeline(requests, piece=997)
+            conn.close()
+            assert replies[:-1] == [Status(b"OK")] * 20_000, port
+            assert replies[-1] == [r[2] for r in requests[-51:-1]]
+            assert sum(c.dbsize() for c in p.clients.values()) == 20_000
         p.reset()

@@ -65,6 +65,7 @@ class ClientConnection(asyncio.Protocol):
         self.since = b""  # bytes fed to hiredis since it was last at a request boundary
         self.tail = b""  # the end of the last chunk, when it ended inside a request
         self.inline = b""  # an incomplete inline line
+        self.mid = False  # hiredis holds part of a request (its has_data() may be False then)
         self.rr = 0
         self.held: list[bytes] = []  # data that arrived while paused
         self.accepted = True
@@ -106,7 +107,7 @@ class ClientConnection(asyncio.Protocol):
             return
         self.session.last_active = self.server.loop.time()
         try:
-            if self.inline or (data[0] != 42 and not self.reader.has_data()):
+            if self.inline or (data[0] != 42 and not self.mid):
                 self._inline(data)
             else:
                 self._feed(data)
@@ -139,12 +140,14 @@ class ClientConnection(asyncio.Protocol):
         gets = reader.gets
         max_multibulk = settings.max_multibulk
         fast = self._fast_path()
+        last = None
         while True:
             request = gets()
             if request is False:
                 break
             if type(request) is not list:
                 raise resp.RespError(f"expected '*', got {type(request).__name__}")
+            last = request
             # The hot path, inlined: an authenticated single-key command to a connected link.
             spec = _LOOKUP.get(request[0]) if request else None
             if spec is not None and spec.kind == _SINGLE and fast is not None:
@@ -178,7 +181,11 @@ class ClientConnection(asyncio.Protocol):
                 fast = self._fast_path()
         if bad is not None:
             raise resp.RespError(bad[1])
-        if reader.has_data():
+        # Between two elements of a request hiredis has consumed every byte it was fed, so
+        # has_data() is False there too: at a boundary only if the data ends with the request
+        # it returned last (hiredis takes only canonical lengths, so that is its encoding).
+        self.mid = reader.has_data() or last is None or not self._ends_with(data, last)
+        if self.mid:
             self.partial += len(data)
             if self.partial > settings.max_request_bytes:
                 raise resp.RespError("request too large (proto-max-bulk-len)")
@@ -188,6 +195,17 @@ class ClientConnection(asyncio.Protocol):
             self.partial = 0
             if self.since:
                 self.since = self.tail = b""
+
+    def _ends_with(self, data: bytes, request: list[bytes]) -> bool:
+        """True when the bytes fed so far end with `request`'s encoding."""
+        try:
+            wire = _PACK(tuple(request))
+        except TypeError:
+            return False
+        cut = len(wire) - len(data)
+        if cut <= 0:
+            return data.endswith(wire)
+        return wire.endswith(data) and self.since.endswith(wire[:cut])
 
     def _fast_path(
         self,
