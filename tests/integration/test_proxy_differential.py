@@ -296,7 +296,7 @@ def test_stream_matches_nutcracker(
 
 
 def _bind(sample: Sample, keys: list[bytes], payload: bytes) -> list[bytes]:
-    """The sample's request with K1..K4 replaced by real keys (and DUMP by a payload)."""
+    """The sample's request with K1..K4 replaced by real keys (and PAYLOAD by `payload`)."""
     names = {f"K{i + 1}": key for i, key in enumerate(keys)}
     out = []
     for arg in sample.args:
