@@ -394,6 +394,10 @@ def _numkeys(args: list[bytes], at: int, name: str) -> int:
     return count
 
 
+_SORT_SKIP = {b"LIMIT": 2, b"GET": 1, b"BY": 1}  # SORT options and their argument counts
+_XREAD_OPTIONS = {b"COUNT": 2, b"GROUP": 3, b"NOACK": 1}  # XREAD[GROUP] options, their widths
+
+
 def keys_of(spec: CommandSpec, args: list[bytes]) -> list[bytes]:
     """The keys of a request of any keyed class (its arity already checked).
 
@@ -420,26 +424,44 @@ def keys_of(spec: CommandSpec, args: list[bytes]) -> list[bytes]:
             raise CommandError("ERR numkeys should be greater than 0")
         return args[1:at] + args[at + 1 : at + 1 + count]
     if kind == STORE:
+        # Options start where Redis's getkeys looks for them (georadiusGetKeys: argument 5;
+        # sortGetKeys: 2, skipping the arguments of LIMIT, GET and BY), so a member or a
+        # pattern spelled "store" is not taken for the option.
         keys = [args[1]]
-        for i in range(2, len(args) - 1):
-            if args[i].upper() in (b"STORE", b"STOREDIST"):
+        skip = _SORT_SKIP if spec.name == "SORT" else {}
+        i = 2 if spec.name == "SORT" else 5
+        while i < len(args) - 1:
+            option = args[i].upper()
+            if option in (b"STORE", b"STOREDIST"):
                 keys.append(args[i + 1])
+                i += 2
+            else:
+                i += 1 + skip.get(option, 0)
         return keys
     if kind == STREAMS:
-        upper = [a.upper() for a in args]
-        if b"BLOCK" in upper:
-            raise CommandError(
-                f"ERR redkeeper: {spec.name} BLOCK is not supported through the proxy: "
-                "blocking commands would stall a shared backend connection; poll without BLOCK"
-            )
-        if b"STREAMS" not in upper:
+        # Options read in order, as xreadCommand does, so that a group, consumer or stream
+        # named "block" or "streams" is not taken for an option.
+        group = spec.name == "XREADGROUP"
+        i = 1
+        while i < len(args) and args[i].upper() != b"STREAMS":
+            option = args[i].upper()
+            if option == b"BLOCK":
+                raise CommandError(
+                    f"ERR redkeeper: {spec.name} BLOCK is not supported through the proxy: "
+                    "blocking commands would stall a shared backend connection; poll without "
+                    "BLOCK"
+                )
+            step = _XREAD_OPTIONS.get(option)
+            if step is None or (option != b"COUNT" and not group):
+                raise CommandError("ERR syntax error")
+            i += step
+        if i >= len(args):
             raise CommandError("ERR syntax error")
-        start = upper.index(b"STREAMS") + 1
-        rest = args[start:]
+        rest = args[i + 1 :]
         if not rest or len(rest) % 2:
-            raise CommandError(
-                "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must "
-                "be specified."
+            raise CommandError(  # Redis 7.0's text, for XREADGROUP too
+                "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be "
+                "specified."
             )
         return rest[: len(rest) // 2]
     return []
