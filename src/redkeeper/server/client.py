@@ -224,6 +224,7 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
         max_multibulk = settings.max_multibulk
         fast = self._fast_path()
         consumed = 0  # canonical RESP bytes of the requests taken (a boundary check)
+        last = b""  # the canonical bytes of the last request taken
         while True:
             request = gets()
             if request is False:
@@ -249,7 +250,7 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
                             slot = Slot(self)
                             queue_append(slot)
                             self.owed += 1
-                            payload = _PACK(tuple(request))
+                            payload = last = _PACK(tuple(request))
                             consumed += len(payload)
                             conn.write(payload, slot)
                             continue
@@ -257,7 +258,8 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
                 raise resp.RespError("invalid multibulk length")
             if request:
                 try:
-                    consumed += len(_PACK(tuple(request)))
+                    last = _PACK(tuple(request))
+                    consumed += len(last)
                 except TypeError:
                     consumed = -1
                 self._handle(request)
@@ -265,7 +267,8 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
                     return
                 fast = self._fast_path()
             else:
-                consumed += 4  # *0
+                last = b"*0\r\n"
+                consumed += 4
         if bad is not None:
             raise resp.RespError(bad[1])
         # hiredis can have consumed every byte and still be between two arguments of a request:
@@ -276,10 +279,15 @@ class ClientConnection(RequestHandler, asyncio.Protocol):
             consumed != len(since) + len(data) and not fastpath.at_boundary(since + data)
         ):
             self.midway = True
-            self.partial += len(data)
+            buffered = since + data
+            # Keep only the incomplete request: it starts where the requests taken end, when
+            # the last one taken sits there byte for byte (else keep all, as before).
+            if consumed > 0 and last and buffered[consumed - len(last) : consumed] == last:
+                buffered = buffered[consumed:]
+            self.partial = len(buffered)
             if self.partial > settings.max_request_bytes:
                 raise resp.RespError("request too large (proto-max-bulk-len)")
-            self.since = self.since + data
+            self.since = buffered
             self.tail = data[-24:]
         else:
             self.midway = False
