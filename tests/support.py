@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from redkeeper.model import Address
 from redkeeper.placement import PoolServer, Ring
 from redkeeper.process import free_port
 from redkeeper.stack import LocalStack, probe
-from redkeeper.topology import Topology, load_topology
+from redkeeper.topology import Topology, default_text, load_topology
 
 REPO = Path(__file__).resolve().parent.parent
 BUG_MARKER = BUG
@@ -91,6 +92,14 @@ def topology_text(
     if agent:
         lines += [f"  {line}" for line in agent.strip().splitlines()]
     return "\n".join(lines) + "\n" + extra
+
+
+def default_in_mode(mode: str) -> str:
+    """The embedded default topology's text with its `proxy.mode` line set to `mode`."""
+    line = re.compile(r"^  mode: \w+ *", flags=re.M)
+    text, count = line.subn(f"  mode: {mode} ", default_text(), count=1)
+    assert count == 1, "the embedded default has no proxy `mode:` line"
+    return text
 
 
 def _distinct_ports(count: int) -> list[int]:

@@ -15,8 +15,8 @@ import pytest
 from redkeeper.process import find_binary
 from redkeeper.render import Layout, render_all
 from redkeeper.render.files import RenderedFile
-from redkeeper.topology import Topology, default_text, load_topology, parse_topology
-from tests.support import run_cli
+from redkeeper.topology import Topology, load_topology, parse_topology
+from tests.support import default_in_mode, run_cli
 
 HERE = Path(__file__).parent
 UPDATE = os.environ.get("REDKEEPER_UPDATE_GOLDEN") == "1"
@@ -51,9 +51,26 @@ def _check(files: list[RenderedFile], case: str) -> None:
 
 
 def test_default_topology_system_layout() -> None:
+    """The embedded default (`mode: redkeeper`): the redkeeper proxy, no nutcracker.yml."""
     files = render_all(load_topology(None), Layout.for_system())
     _check(files, "default")
     assert all(not f.secret for f in files)
+    names = {f.path.name for f in files}
+    assert "redkeeper-proxy.service" in names and "nutcracker.yml" not in names
+
+
+def _restart_default() -> Topology:
+    return parse_topology(
+        default_in_mode("restart"), source="restart.yaml", base_dir=Path("/etc/redkeeper")
+    )
+
+
+def test_restart_default_topology_system_layout() -> None:
+    """The embedded default with `mode: restart`: nutcracker and the agent."""
+    files = render_all(_restart_default(), Layout.for_system())
+    _check(files, "restart")
+    names = {f.path.name for f in files}
+    assert {"nutcracker.yml", "redkeeper-agent.service"} <= names
 
 
 def test_auth_topology_with_password_and_weights(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,7 +97,7 @@ def test_only_one_host() -> None:
 
 def test_rendered_nutcracker_yml_passes_nutcracker_t(tmp_path: Path) -> None:
     nutcracker = find_binary("nutcracker")
-    cases = [render_all(load_topology(None), Layout.for_system())]
+    cases = [render_all(_restart_default(), Layout.for_system())]
     topology = parse_topology(AUTH_TOPOLOGY, source="prod.yaml", base_dir=Path("/"))
     cases.append(render_all(topology, Layout.for_system(), password="pw with spaces"))
     for i, files in enumerate(cases):
@@ -132,7 +149,7 @@ auth: {password_env: REDKEEPER_PASSWORD}
 
 
 def _steady_default() -> Topology:
-    text = default_text().replace("mode: restart ", "mode: steady  ")
+    text = default_in_mode("steady")
     assert "mode: steady" in text
     return parse_topology(text, source="steady.yaml", base_dir=Path("/etc/redkeeper"))
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from redkeeper.topology import default_text
-from tests.support import run_cli
+from tests.support import default_in_mode, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -21,6 +20,10 @@ def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+#: The embedded default on nutcracker (mode: restart): these tests read its nutcracker.yml.
+RESTART = default_in_mode("restart")
 
 
 def listed(stdout: str, kind: str) -> set[str]:
@@ -35,7 +38,7 @@ SENTINEL_CONFS = {"sentinel-1.conf", "sentinel-2.conf", "sentinel-3.conf"}
 
 def test_dry_run_diff_shows_the_change_and_writes_nothing(tmp_path: Path) -> None:
     topo, out = tmp_path / "t.yaml", tmp_path / "out"
-    topo.write_text(default_text())
+    topo.write_text(RESTART)
 
     dry = run_cli("render", str(topo), "--out", str(out), "--dry-run", "--diff")
     assert dry.returncode == 0, dry.stderr
@@ -49,9 +52,9 @@ def test_dry_run_diff_shows_the_change_and_writes_nothing(tmp_path: Path) -> Non
     before = snapshot(out)
     assert len(before) == total
 
-    old = re.search(r"down_after_ms: (\d+)", default_text())
+    old = re.search(r"down_after_ms: (\d+)", RESTART)
     assert old is not None and old[1] != "2500"
-    topo.write_text(default_text().replace(old[0], "down_after_ms: 2500", 1))
+    topo.write_text(RESTART.replace(old[0], "down_after_ms: 2500", 1))
     dry = run_cli("render", str(topo), "--out", str(out), "--dry-run", "--diff")
     assert dry.returncode == 0, dry.stderr
     assert snapshot(out) == before  # nothing written, not even an mtime
@@ -73,7 +76,7 @@ def test_dry_run_diff_shows_the_change_and_writes_nothing(tmp_path: Path) -> Non
 
 def test_secrets_are_masked_and_an_invalid_file_fails_the_dry_run(tmp_path: Path) -> None:
     topo, out = tmp_path / "t.yaml", tmp_path / "out"
-    text = default_text().replace("auth: {} ", "auth: {password_env: RK_TEST_PW}")
+    text = RESTART.replace("auth: {} ", "auth: {password_env: RK_TEST_PW}")
     topo.write_text(text)
     env = {"RK_TEST_PW": "first-Secret"}
     first = run_cli("render", str(topo), "--out", str(out), env=env)

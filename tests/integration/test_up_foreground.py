@@ -54,7 +54,8 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
 
 
 def test_embedded_default_up_set_get_down(tmp_path: Path) -> None:
-    """The README's promise: `redkeeper up` with no file, then redis-cli -p 22121 set/get.
+    """The README's promise: `redkeeper up` with no file (the redkeeper proxy), then
+    redis-cli -p 22121 set/get and a stock redis-py client.
 
     Uses the default's fixed ports (6666…, 26379…, 22121, 22222, 9121): it fails with a
     clear "port(s) in use" if a developer's own default stack is running.
@@ -74,8 +75,16 @@ def test_embedded_default_up_set_get_down(tmp_path: Path) -> None:
             ["redis-cli", "-p", "22121", "get", "k"], capture_output=True, text=True, check=False
         )
         assert got.stdout.strip() == "v"
+        # the README's second line: a stock redis-py client at its defaults, and no warning
+        stock = subprocess.run(
+            [sys.executable, "-W", "always", "-c",
+             'import redis; r = redis.Redis(port=22121); r.set("k2", "w"); print(r.get("k2"))'],
+            capture_output=True, text=True, check=False, timeout=30,
+        )  # fmt: skip
+        assert (stock.returncode, stock.stdout.strip(), stock.stderr) == (0, "b'w'", "")
         status = run_cli("status", cwd=tmp_path)
         assert status.returncode == 0, status.stdout
+        assert "redkeeper proxy 127.0.0.1:22121: up" in status.stdout
     finally:
         stopped = run_cli("down", cwd=tmp_path)
     assert stopped.returncode == 0

@@ -20,14 +20,15 @@ from redkeeper.proxy.haproxy.pools import (
 from redkeeper.proxy.haproxy.report import HAProxyShard, HAProxyStatus, judge
 from redkeeper.render import Layout, haproxy_plan
 from redkeeper.render.haproxy import HAProxyPlan
-from redkeeper.topology import Topology, default_text, parse_topology
+from redkeeper.topology import Topology, parse_topology
+from tests.support import default_in_mode
 
 M1, R1, R2 = (Address("127.0.0.1", p) for p in (6666, 6667, 6668))
 READY, MAINT = 4, 5  # admin states: ready (config flag only), forced maintenance
 
 
 def steady(extra: str = "", shards: str = "") -> Topology:
-    text = default_text().replace("mode: restart ", "mode: steady  ")
+    text = default_in_mode("steady")
     if shards:
         text = text.replace(text[text.index("shards:") : text.index("proxy:")], shards)
     text = text.replace("  mode: steady", "  mode: steady\n" + extra, 1) if extra else text
@@ -96,7 +97,8 @@ def test_write_frontend_with_one_shard_and_warnings() -> None:
     plan = haproxy_plan(topology, Layout.for_system())
     assert plan.write_backend == "shard1:write"
     assert plan.backends()["shard1:write"] == ("shard1-1", "shard1-2")
-    text = default_text().replace("  mode: restart", "  haproxy: {stats: null}\n  mode: restart")
+    text = default_in_mode("restart")
+    text = text.replace("  mode: restart", "  haproxy: {stats: null}\n  mode: restart")
     restart = parse_topology(text, source="t.yaml", base_dir=Path("/"))
     assert [w.field for w in restart.warnings] == ["proxy.haproxy"]
 

@@ -21,7 +21,8 @@ from redkeeper.proxy.haproxy import RuntimeAPI, parse_servers_state
 from redkeeper.proxy.haproxy.steady import SteadyTarget
 from redkeeper.render import Layout, haproxy_plan, render_all
 from redkeeper.render.haproxy import HAProxyPlan
-from redkeeper.topology import default_text, parse_topology
+from redkeeper.topology import parse_topology
+from tests.support import default_in_mode
 
 M1, R1, R2 = (Address("127.0.0.1", p) for p in (6666, 6667, 6668))
 HEADER = "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_port"
@@ -91,7 +92,7 @@ class _Handler(socketserver.StreamRequestHandler):
             self.wfile.write(server.answer(line).encode())
 
 
-TOPOLOGY = default_text().replace("mode: restart ", "mode: steady  ")
+TOPOLOGY = default_in_mode("steady")
 
 
 @pytest.fixture

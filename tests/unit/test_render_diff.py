@@ -14,7 +14,8 @@ from redkeeper.render.diff import (
     secret_prefixes,
 )
 from redkeeper.render.files import SECRET_MODE, RenderedFile
-from redkeeper.topology import default_text, parse_topology
+from redkeeper.topology import parse_topology
+from tests.support import default_in_mode
 
 TARGET = Path("/out/etc/redkeeper/x.conf")
 NEW = RenderedFile(Path("/etc/redkeeper/x.conf"), "a 1\nb 2\nc 3\n")
@@ -74,7 +75,7 @@ def test_masked_diff_hides_old_and_new_secrets() -> None:
 
 
 def test_secret_masks_of_a_real_render_hide_the_password_in_every_encoding() -> None:
-    text = default_text().replace("mode: restart ", "mode: steady  ")
+    text = default_in_mode("steady")
     text = text.replace("auth: {} ", "auth: {password_env: PW}")
     assert "mode: steady" in text and "password_env: PW" in text
     topology = parse_topology(text, source="t.yaml", base_dir=Path("/etc/redkeeper"))

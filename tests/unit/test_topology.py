@@ -8,7 +8,13 @@ import pytest
 
 from redkeeper.errors import TopologyError
 from redkeeper.model import Address
-from redkeeper.topology import DEFAULT_SOURCE, Topology, load_topology, parse_topology
+from redkeeper.topology import (
+    DEFAULT_SOURCE,
+    Topology,
+    default_text,
+    load_topology,
+    parse_topology,
+)
 from redkeeper.topology.checks import SAFE_DOWN_AFTER_MS, check
 from redkeeper.topology.resolve import resolve_hosts, same_socket
 
@@ -45,8 +51,17 @@ def test_embedded_default_matches_the_documented_stack() -> None:
     assert spec.proxy.stats == Address("127.0.0.1", 22222)
     assert (spec.proxy.hash, spec.proxy.distribution) == ("fnv1a_64", "ketama")
     assert spec.proxy.auto_eject_hosts is False
+    assert spec.proxy.mode == "redkeeper"  # stock clients at their defaults can use it
+    assert "debounce_ms" not in spec.agent.model_fields_set  # the mode's 0, not restart's 50
     assert topology.warnings == ()
     assert topology.state_dir == Path.cwd() / ".redkeeper"
+
+
+def test_configuration_doc_shows_the_embedded_default_verbatim() -> None:
+    lines = default_text().splitlines(keepends=True)
+    body = "".join(line for line in lines if not line.startswith("#"))
+    doc = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    assert f"```yaml\n{body}```\n" in doc, "docs/configuration.md: paste the embedded default"
 
 
 def test_good_file_and_relative_state_dir() -> None:
