@@ -31,6 +31,7 @@ import redis
 from redkeeper.model import Address
 from redkeeper.placement import Ring
 from redkeeper.server import commands
+from redkeeper.server.keys import keys_of
 from tests import nutcracker_facts as facts
 from tests.command_samples import CLOSING_FORMS, ODD_FORMS, SAMPLES, SEEDS, Sample
 from tests.differential import (
@@ -474,7 +475,7 @@ def _spanning(sample: Sample, keys: list[bytes], p: Pool) -> bool:
     """True when the sample's keys (bound to `keys`) live on more than one shard."""
     spec = commands.COMMANDS[sample.name]
     try:
-        found = commands.keys_of(spec, _bind(sample, keys, b""))
+        found = keys_of(spec, _bind(sample, keys, b""))
     except commands.CommandError:
         return False
     return len({p.shard_of(k) for k in found}) > 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from redkeeper.server import commands
-from redkeeper.server.commands import CommandError, keys_of, lookup
+from redkeeper.server.commands import CommandError, lookup
+from redkeeper.server.keys import keys_of
 
 # twemproxy 0.5.0's supported set (notes/redis.md), which the proxy must route
 TWEMPROXY = [

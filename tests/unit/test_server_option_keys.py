@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from redkeeper.server.commands import CommandError, keys_of, lookup
+from redkeeper.server.commands import CommandError, lookup
+from redkeeper.server.keys import keys_of
 
 
 def _keys(*args: bytes) -> list[bytes]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from redkeeper.server import commands, resp, split, transaction
 from redkeeper.server.backend import BackendLink
+from redkeeper.server.keys import keys_of
 from redkeeper.server.local import NOAUTH, PRE_AUTH, Session
 from redkeeper.server.metrics import ProxyMetrics
 from redkeeper.server.replies import IGNORED, Merge, Part, Slot, Waiter
@@ -155,7 +156,7 @@ class RequestHandler:
                 self._send(table[fragment.shard], fragment.payload, part, fragment.shard, read)
             return
         try:
-            keys = commands.keys_of(spec, args)
+            keys = keys_of(spec, args)
         except commands.CommandError as exc:
             self._slot(resp.error(str(exc)))
             return

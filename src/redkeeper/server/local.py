@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from redkeeper.server import commands, resp
+from redkeeper.server.keys import keys_of
 
 REDIS_VERSION = "7.0.0"  # the Redis whose protocol and replies the proxy speaks
 NOAUTH = resp.error("NOAUTH Authentication required.")
@@ -280,7 +281,7 @@ class LocalCommands:
             if not spec.arity_ok(len(args) - 2):
                 return resp.error("ERR Invalid number of arguments specified for command"), False
             try:
-                keys = commands.keys_of(spec, args[2:])
+                keys = keys_of(spec, args[2:])
             except commands.CommandError as exc:
                 return resp.error(str(exc)), False
             return resp.array([resp.bulk(k) for k in keys]), False

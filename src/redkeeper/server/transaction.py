@@ -23,6 +23,7 @@ from typing import Final
 
 from redkeeper.server import commands, resp, split
 from redkeeper.server.commands import CommandSpec
+from redkeeper.server.keys import keys_of
 
 MULTI_REQUEST: Final = resp.command("MULTI")
 EXEC_REQUEST: Final = resp.command("EXEC")
@@ -91,7 +92,7 @@ class Transaction:
         if kind == commands.MSET and (len(args) - 1) % 2:
             return self._abort(commands.arity_error(args[0]))
         try:
-            keys = commands.keys_of(spec, args)
+            keys = keys_of(spec, args)
         except commands.CommandError as exc:
             return self._abort(str(exc))
         where = split.one_shard(spec, keys, index_of, shard_names, hash_tag)
