@@ -5,8 +5,10 @@ Run: `python benchmarks/bench_proxy.py [--rounds 3] [--requests-p1 N] [--request
 
 Starts 2 plain redis-servers (no replicas, no persistence), nutcracker with the same named
 pool (fnv1a_64, ketama), and the proxy through its development entry
-(`python -m redkeeper.server`, one process, uvloop). Then `redis-benchmark -c 50 -t set,get
--r 100000` at -P 1 and -P 16 against direct Redis (one master), nutcracker and the proxy, in
+(`python -m redkeeper.server`, one process, uvloop), and the proxy as 2 worker processes
+(two dev entries on one port with SO_REUSEPORT, as `proxy.redkeeper.workers: 2` runs it). Then
+`redis-benchmark -c 50 -t set,get -r 100000` at -P 1 and -P 16 against direct Redis (one
+master), nutcracker, the proxy and its 2 workers, in
 interleaved rounds (the order rotates each round), and prints the medians: ops/s (mean of
 SET and GET) and the ratio to nutcracker from the same run, CPU time per request of
 nutcracker and of the proxy (utime+stime from /proc/PID/stat over each run), and p99 latency
@@ -39,7 +41,8 @@ from redkeeper.process import ManagedProcess, find_binary, free_port, wait_for_p
 HOST = "127.0.0.1"
 TESTS = ("SET", "GET")
 TICKS = os.sysconf("SC_CLK_TCK")
-PATHS = ("direct", "nutcracker", "proxy")
+PATHS = ("direct", "nutcracker", "proxy", "proxy x2")
+Paths = dict[str, tuple[int, tuple[int, ...]]]  # path: (port, pids whose CPU is measured)
 BASELINE = "baseline"
 
 
@@ -91,7 +94,9 @@ def _start(name: str, argv: list[str], root: Path, port: int) -> ManagedProcess:
     return process
 
 
-def _proxy_argv(port: int, shards: dict[str, Address], source: Path | None) -> list[str]:
+def _proxy_argv(
+    port: int, shards: dict[str, Address], source: Path | None, *, reuse_port: bool = False
+) -> list[str]:
     if source is None:
         argv = [sys.executable, "-m", "redkeeper.server"]
     else:  # another tree's package first on sys.path
@@ -101,13 +106,15 @@ def _proxy_argv(port: int, shards: dict[str, Address], source: Path | None) -> l
     argv += ["--listen", f"{HOST}:{port}", "--hash", "fnv1a_64", "--distribution", "ketama"]
     for name, address in shards.items():
         argv += ["--server", f"{name}={address}"]
-    return argv
+    return argv + (["--reuse-port"] if reuse_port else [])
 
 
-def start_all(
-    root: Path, baseline: Path | None = None
-) -> tuple[list[ManagedProcess], dict[str, tuple[int, int | None]]]:
-    """The processes, and per path: (port, pid to measure CPU of, or None)."""
+def _pids(*processes: ManagedProcess) -> tuple[int, ...]:
+    return tuple(p.pid for p in processes if p.pid is not None)
+
+
+def start_all(root: Path, baseline: Path | None = None) -> tuple[list[ManagedProcess], Paths]:
+    """The processes, and per path: (port, the pids to measure CPU of)."""
     started: list[ManagedProcess] = []
     shards: dict[str, Address] = {}
     for i in (1, 2):
@@ -128,23 +135,29 @@ def start_all(
     proxy_port = free_port(HOST)
     proxy = _start("proxy", _proxy_argv(proxy_port, shards, None), root, proxy_port)
     started.append(proxy)
+    pair_port = free_port(HOST)
+    pair = [
+        _start(f"proxy-w{i}", _proxy_argv(pair_port, shards, None, reuse_port=True), root,
+               pair_port)
+        for i in (1, 2)
+    ]  # fmt: skip
+    started += pair
     first = shards["shard1"].port
-    paths: dict[str, tuple[int, int | None]] = {
-        "direct": (first, None),
-        "nutcracker": (nc_port, nutcracker.pid),
-        "proxy": (proxy_port, proxy.pid),
+    paths: Paths = {
+        "direct": (first, ()),
+        "nutcracker": (nc_port, _pids(nutcracker)),
+        "proxy": (proxy_port, _pids(proxy)),
+        "proxy x2": (pair_port, _pids(*pair)),
     }
     if baseline is not None:
         base_port = free_port(HOST)
         base = _start(BASELINE, _proxy_argv(base_port, shards, baseline), root, base_port)
         started.append(base)
-        paths[BASELINE] = (base_port, base.pid)
+        paths[BASELINE] = (base_port, _pids(base))
     return started, paths
 
 
-def measure(
-    paths: dict[str, tuple[int, int | None]], pipeline: int, requests: int, rounds: int
-) -> dict[str, Figures]:
+def measure(paths: Paths, pipeline: int, requests: int, rounds: int) -> dict[str, Figures]:
     names = tuple(paths)
     results = {name: Figures() for name in names}
     for port, _ in paths.values():  # warm up connections and the proxy's hash cache
@@ -153,10 +166,11 @@ def measure(
         shift = round_ % len(names)
         order = names[shift:] + names[:shift]
         for name in order:
-            port, pid = paths[name]
-            before = cpu_seconds(pid) if pid else 0.0
+            port, pids = paths[name]
+            before = sum(cpu_seconds(pid) for pid in pids)
             ops, p99 = redis_benchmark(port, pipeline, requests)
-            cpu = (cpu_seconds(pid) - before) / (2 * requests) * 1e6 if pid else None
+            spent = sum(cpu_seconds(pid) for pid in pids) - before
+            cpu = spent / (2 * requests) * 1e6 if pids else None
             results[name].samples.append(Sample(ops, p99, cpu))
     return results
 
@@ -188,6 +202,12 @@ def report(pipeline: int, requests: int, rounds: int, results: dict[str, Figures
         f"proxy / nutcracker: ops {results['proxy'].median('ops') / base:.2f}x "
         f"(rounds: {', '.join(f'{r:.2f}' for r in per_round)}), CPU/request {cpu_ratio:.2f}x, "
         f"added p99 {added_p:+.3f} ms vs nutcracker's {added_n:+.3f} ms"
+    )
+    pair = results["proxy x2"]
+    print(
+        f"2 workers / 1: ops {pair.median('ops') / results['proxy'].median('ops'):.2f}x, "
+        f"{pair.median('ops') / base:.2f}x nutcracker (2 cores shared with redis-benchmark, "
+        "both Redis servers and the other paths' idle processes)"
     )
     if BASELINE in results:
         base_rounds = [
