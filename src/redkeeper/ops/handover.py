@@ -271,8 +271,6 @@ class Handover:
         )
         reached("promoted")
         new = self.nodes.get(self.new_master) or self.target
-        self._try(lambda: self.master.follow(self.new_master))  # down: Sentinel does it later
-        self._wait_good_replicas(new)
         wanted = str(self.new_master)
         health = wait_health(
             self.topology,
@@ -286,6 +284,10 @@ class Handover:
                 f"the endpoint did not route {self.shard} to {wanted} within "
                 f"{self.settings.route_timeout:.0f} s (check `redkeeper status`, the agent's log)"
             )
+        # Only now (the endpoint sends nothing more to it) the old master becomes a replica:
+        # the writes that waited on it are dropped with their connections, never run.
+        self._try(lambda: self.master.follow(self.new_master))  # down: Sentinel does it later
+        self._wait_good_replicas(new)
         self._try(new.unpause)
         self._try(self.master.unpause)
         self.times.unpaused = time.monotonic()

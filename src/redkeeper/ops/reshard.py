@@ -182,6 +182,7 @@ class Reshard:
             data.restore_notifications(ctx)
             data.delete_moved(ctx)
         if record.phase == "deleted":
+            reached("deleted")
             if record.op == "remove":
                 retired = ShardProcesses(ctx.stack, ctx.old, record.shard, ctx.log)
                 retired.unmonitor()

@@ -1,0 +1,208 @@
+"""`redkeeper reshard` on a real redkeeper-mode stack loaded with 20,000 keys (issue 11,
+"Must show"; the 200,000-key figures are `benchmarks/bench_reshard.py`).
+
+Under a write workload through the endpoint, for `add` and for `remove`:
+- 0 acknowledged writes lost (every acked key read back through the endpoint);
+- `check`: every pre-loaded key readable through the endpoint with its value, 0 wrong-shard,
+  0 duplicated, 0 missing;
+- the moved-key count within 1 % of what `--plan` said just before;
+- the sources' `notify-keyspace-events` back to what it was, no journal left.
+Then a chain of reshards, each killed (SIGKILL, the `REDKEEPER_KILL_AT` hook) at one step and
+run again: every step of add and remove is hit once; after each rerun the same figures hold.
+`reshard abort` rolls back a reshard killed while copying.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redkeeper.data import check_data, current_masters, load_keys, ring_for, shard_names
+from redkeeper.drills.measure import longest_ack_gap
+from redkeeper.drills.workload import Workload, WorkloadSettings, read_back
+from redkeeper.ops.journal import Journal
+from redkeeper.process import free_port
+from redkeeper.topology import Topology
+from tests.support import command, load, run_cli, running_stack, write_topology
+
+pytestmark = pytest.mark.integration
+
+KEYS = 20_000
+PAUSE_BAR_MS = 1000.0  # asserted; the target (≤ 200 ms) is reported, and met by the bench
+
+
+@dataclass
+class Stack:
+    path: Path
+    topology: Topology
+    workload: Workload
+
+
+def _workload(topology: Topology) -> Workload:
+    ring = ring_for(topology)
+    settings = WorkloadSettings(connections=3, rate=10.0, max_seconds=600.0)
+    return Workload(
+        topology.spec.proxy.listen,
+        None,
+        shard_names(ring),
+        lambda key: ring.locate(key.encode()).name,
+        "rs",
+        settings,
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("reshard")
+    path = write_topology(tmp, mode="redkeeper", replicas=1)
+    topology = load(path)
+    with running_stack(topology):
+        result = load_keys(topology, count=KEYS)
+        assert result.failed == 0
+        workload = _workload(topology)
+        workload.start()
+        try:
+            yield Stack(path, topology, workload)
+        finally:
+            workload.stop()
+        assert_no_acked_write_lost(load(path), workload)
+
+
+def assert_no_acked_write_lost(topology: Topology, workload: Workload) -> None:
+    acked = [op.key for op in workload.ops() if op.ok]
+    found = read_back(topology.spec.proxy.listen, None, acked)
+    lost = set(acked) - found
+    print(f"\nworkload: {len(acked)} acknowledged writes, {len(lost)} lost")
+    assert not lost, f"{len(lost)} acknowledged writes lost, e.g. {sorted(lost)[:5]}"
+
+
+def assert_clean(path: Path) -> Topology:
+    topology = load(path)
+    report = check_data(topology)
+    assert report.proxy is not None and report.proxy.checked == KEYS
+    assert report.defects == 0, report.summary()
+    for address in current_masters(topology, None).addresses.values():
+        assert command(address, "CONFIG", "GET", "notify-keyspace-events") == [
+            "notify-keyspace-events",
+            "",
+        ]
+    assert Journal(topology.state_dir, "reshard").read() is None
+    return topology
+
+
+def reshard(path: Path, *args: str, kill_at: str | None = None) -> dict[str, Any]:
+    env = {"REDKEEPER_KILL_AT": kill_at} if kill_at else None
+    done = run_cli("reshard", *args, "-c", str(path), "--json", "-q", env=env, timeout=120)
+    if kill_at:
+        assert done.returncode == -9, f"not killed at {kill_at}: {done.stderr}"
+        return {}
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def add_args(name: str) -> list[str]:
+    return ["add", name, "--master", f"127.0.0.1:{free_port()}", "--replicas",
+            f"127.0.0.1:{free_port()}"]  # fmt: skip
+
+
+def within_plan(result: dict[str, Any], planned: int) -> None:
+    assert abs(result["moved"] - planned) <= 0.01 * planned, (result["moved"], planned)
+
+
+def test_add_under_writes(stack: Stack) -> None:
+    args = add_args("shard3")
+    plan = reshard(stack.path, *args, "--plan")
+    started = time.time()
+    result = reshard(stack.path, *args)
+    ended = time.time()
+    print(
+        f"\nadd shard3: planned {plan['moving']}, moved {result['moved']}, "
+        f"{result['keys_per_second']:.0f} keys/s, pause {result['longest_pause_ms']} ms "
+        f"(target 200), {result['seconds']:.1f} s; WU per shard "
+        + ", ".join(
+            f"{s} {longest_ack_gap(stack.workload.ops(), s, (started, ended)) * 1000:.0f} ms"
+            for s in ("shard1", "shard2")
+        )
+    )
+    within_plan(result, plan["moving"])
+    assert result["longest_pause_ms"] < PAUSE_BAR_MS
+    assert result["deleted"] == result["moved"]
+    topology = assert_clean(stack.path)
+    assert [s.name for s in topology.shards] == ["shard1", "shard2", "shard3"]
+    assert Path(f"{stack.path}.bak").exists()
+
+
+def test_remove_under_writes(stack: Stack) -> None:
+    plan = reshard(stack.path, "remove", "shard3", "--plan")
+    result = reshard(stack.path, "remove", "shard3")
+    print(f"\nremove shard3: planned {plan['moving']}, moved {result['moved']}, "
+          f"pause {result['longest_pause_ms']} ms")  # fmt: skip
+    within_plan(result, plan["moving"])
+    assert result["longest_pause_ms"] < PAUSE_BAR_MS
+    topology = assert_clean(stack.path)
+    assert [s.name for s in topology.shards] == ["shard1", "shard2"]
+    assert_sentinels_monitor(topology, 2)
+
+
+def assert_sentinels_monitor(topology: Topology, shards: int) -> None:
+    for sentinel in topology.sentinel_nodes():
+        masters = command(sentinel.address, "SENTINEL", "MASTERS")
+        assert isinstance(masters, list) and len(masters) == shards
+
+
+# (operation, the step it is killed at): every step of add and of remove, once.
+CHAIN = [
+    ("add", "planned"),
+    ("remove", "planned"),
+    ("add", "shard-up"),
+    ("remove", "copying"),
+    ("add", "copying"),
+    ("remove", "paused"),
+    ("add", "paused"),
+    ("remove", "switching"),
+    ("add", "switching"),
+    ("remove", "signaled"),
+    ("add", "signaled"),
+    ("remove", "deleting"),
+    ("add", "deleting"),
+    ("remove", "deleted"),
+]
+
+
+def test_killed_at_every_step_the_rerun_completes(stack: Stack) -> None:
+    shard = 3
+    args: list[str] = []
+    for op, step in CHAIN:
+        if op == "add":
+            shard += 1
+            args = add_args(f"shard{shard}")
+        else:
+            args = ["remove", f"shard{shard}"]
+        plan = reshard(stack.path, *args, "--plan")
+        reshard(stack.path, *args, kill_at=step)
+        result = reshard(stack.path, *args)
+        print(f"\n{op} shard{shard} killed at {step}: planned {plan['moving']}, moved "
+              f"{result['moved']}, resumed {result['resumed']}x")  # fmt: skip
+        assert result["resumed"] == 1
+        within_plan(result, plan["moving"])
+        assert_clean(stack.path)
+
+
+def test_abort_rolls_back_a_killed_add(stack: Stack) -> None:
+    before = stack.path.read_text()
+    args = add_args("shard9")
+    reshard(stack.path, *args, kill_at="copying")
+    done = run_cli("reshard", "abort", "-c", str(stack.path))
+    assert done.returncode == 0, done.stderr
+    assert "rolled back" in done.stdout
+    assert stack.path.read_text() == before
+    topology = assert_clean(stack.path)
+    assert all(node.shard != "shard9" for node in topology.redis_nodes())
+    assert_sentinels_monitor(topology, 2)
