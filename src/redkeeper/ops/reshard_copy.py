@@ -8,7 +8,8 @@ copies. The data path of `redkeeper reshard`.
   source ran before it was read (a PING on the subscription is answered after them): with the
   sources' writes paused, nothing is missed. A subscription that drops is reported
   (`broken`): the copy must start again.
-- `Copier`: `PEXPIRETIME` + `DUMP` pipelined on the source (reads: they run during `CLIENT
+- `Copier` (one per source: `Copiers`, whose full passes run in parallel threads):
+  `PEXPIRETIME` + `DUMP` pipelined on the source (reads: they run during `CLIENT
   PAUSE WRITE` too), then `RESTORE … REPLACE [ABSTTL]` pipelined on each destination, or `DEL`
   there when the key is gone from the source. It keeps the set of keys moved that exist (for
   the summary) and the bytes copied.
@@ -23,6 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import hiredis
@@ -34,6 +36,13 @@ from redkeeper.ops.reshard_plan import Rings, scan_keys
 
 BATCH = 1000
 Progress = Callable[[int], None]
+# The copy's commands, encoded in one formatting each (the hot path of the copy).
+_DUMP = b"*2\r\n$11\r\nPEXPIRETIME\r\n$%d\r\n%b\r\n*2\r\n$4\r\nDUMP\r\n$%d\r\n%b\r\n"
+_RESTORE = b"*5\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$1\r\n0\r\n$%d\r\n%b\r\n$7\r\nREPLACE\r\n"
+_RESTORE_AT = (
+    b"*6\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$7\r\nREPLACE\r\n"
+    b"$6\r\nABSTTL\r\n"
+)
 
 
 # --------------------------------------------------------------------------- tracking
@@ -200,6 +209,7 @@ class Copier:
         self.present: dict[str, set[bytes]] = {}  # per source: moving keys copied that exist
         self._wires = {name: Wire(a, password, timeout) for name, a in self.masters.items()}
         self._selected: set[str] = set()
+        self._unread: dict[str, int] = {}  # per destination: replies not read yet
 
     def _wire(self, shard: str) -> Wire:
         wire = self._wires[shard]
@@ -217,28 +227,30 @@ class Copier:
 
     def copy(self, source: str, keys: list[bytes]) -> None:
         """Copy `keys` (moving keys of `source`) as they are on `source` now."""
-        for start in range(0, len(keys), BATCH):
-            self._copy_batch(source, keys[start : start + BATCH])
+        destination = self.rings.destination
+        moving = [(k, d) for k in keys if (d := destination(source, k)) is not None]
+        for start in range(0, len(moving), BATCH):
+            self._copy_batch(source, moving[start : start + BATCH])
+        self.flush()
 
-    def _copy_batch(self, source: str, keys: list[bytes]) -> None:
-        payload = b"".join([command(b"PEXPIRETIME", k) + command(b"DUMP", k) for k in keys])
+    def _copy_batch(self, source: str, moving: list[tuple[bytes, str]]) -> None:
+        keys = [k for k, _ in moving]
+        payload = b"".join([_DUMP % (len(k), k, len(k), k) for k in keys])
         try:
             replies = self._wire(source).roundtrip(payload, 2 * len(keys))
         except (OSError, hiredis.ProtocolError) as exc:
             raise self._fail("DUMP", source, exc) from None
         by_destination: dict[str, list[bytes]] = {}
         present = self.present.setdefault(source, set())
-        destination = self.rings.destination
-        for i, key in enumerate(keys):
+        for i, (key, dst) in enumerate(moving):
             expires, data = replies[2 * i], replies[2 * i + 1]
-            dst = destination(source, key)
-            if dst is None:
-                continue
             if isinstance(data, bytes) and isinstance(expires, int) and expires != -2:
-                ttl = [b"%d" % expires, data, b"REPLACE", b"ABSTTL"] if expires >= 0 else [
-                    b"0", data, b"REPLACE"
-                ]  # fmt: skip
-                by_destination.setdefault(dst, []).append(command(b"RESTORE", key, *ttl))
+                if expires >= 0:
+                    at = b"%d" % expires
+                    restore = _RESTORE_AT % (len(key), key, len(at), at, len(data), data)
+                else:
+                    restore = _RESTORE % (len(key), key, len(data), data)
+                by_destination.setdefault(dst, []).append(restore)
                 present.add(key)
                 self.stats.copied += 1
                 self.stats.bytes += len(data)
@@ -249,16 +261,33 @@ class Copier:
             else:
                 raise OperationError(f"DUMP {key!r} on {source}: {data!r}")
         for dst, commands in by_destination.items():
+            self._collect(dst)  # the previous batch's replies: one batch in flight at most
             try:
-                answers = self._wire(dst).roundtrip(b"".join(commands), len(commands))
+                self._wire(dst).send(b"".join(commands))
             except (OSError, hiredis.ProtocolError) as exc:
                 raise self._fail("RESTORE", dst, exc) from None
-            errors = [a for a in answers if isinstance(a, hiredis.ReplyError)]
-            if errors:
-                raise OperationError(
-                    f"RESTORE on {dst}'s master {self.masters[dst]}: {errors[0]} "
-                    f"({len(errors)} of {len(answers)} failed; fix: see its log, then rerun)"
-                )
+            self._unread[dst] = len(commands)
+
+    def _collect(self, dst: str) -> None:
+        """Read the replies of the RESTOREs / DELs sent to `dst` and not read yet."""
+        count = self._unread.pop(dst, 0)
+        if not count:
+            return
+        try:
+            answers = self._wire(dst).receive(count)
+        except (OSError, hiredis.ProtocolError) as exc:
+            raise self._fail("RESTORE", dst, exc) from None
+        errors = [a for a in answers if isinstance(a, hiredis.ReplyError)]
+        if errors:
+            raise OperationError(
+                f"RESTORE on {dst}'s master {self.masters[dst]}: {errors[0]} "
+                f"({len(errors)} of {len(answers)} failed; fix: see its log, then rerun)"
+            )
+
+    def flush(self) -> None:
+        """Every copy sent so far is done (its reply read, errors raised)."""
+        for dst in list(self._unread):
+            self._collect(dst)
 
     def full_pass(self, source: str, progress: Progress | None = None) -> int:
         """SCAN `source` and copy every moving key; the number of keys scanned."""
@@ -266,30 +295,78 @@ class Copier:
         label = f"{source}'s master {self.masters[source]}"
         wire = Wire(self.masters[source], self._wires[source].password, 10.0)
         destination = self.rings.destination
-        batch: list[bytes] = []
+        batch: list[tuple[bytes, str]] = []
         waiting = 0  # keys scanned whose moving ones are in `batch`
         with wire:
             for keys in scan_keys(wire, label, db=self.db):
                 scanned += len(keys)
                 waiting += len(keys)
-                batch += [k for k in keys if destination(source, k) is not None]
+                batch += [(k, d) for k in keys if (d := destination(source, k)) is not None]
                 if len(batch) >= BATCH:
-                    self.copy(source, batch)
+                    self._copy_batch(source, batch)
                     batch = []
                     if progress:
                         progress(waiting)
                     waiting = 0
-            self.copy(source, batch)
+            if batch:
+                self._copy_batch(source, batch)
+            self.flush()
             if progress:
                 progress(waiting)
         return scanned
 
     def moved(self) -> int:
+        self.flush()
         return sum(len(keys) for keys in self.present.values())
 
     def close(self) -> None:
         for wire in self._wires.values():
             wire.close()
+
+
+class Copiers:
+    """One `Copier` per source, each with its own connections, so that the full pass runs the
+    sources in parallel threads (the waits for Redis overlap; Python's share does not)."""
+
+    def __init__(
+        self,
+        sources: list[str],
+        masters: Mapping[str, Address],
+        password: str | None,
+        rings: Rings,
+        *,
+        db: int = 0,
+    ) -> None:
+        self.by_source = {s: Copier(masters, password, rings, db=db) for s in sources}
+
+    def copy(self, source: str, keys: list[bytes]) -> None:
+        self.by_source[source].copy(source, keys)
+
+    def full_pass(self, progress: Progress | None = None) -> None:
+        """Every source's full pass at once; the first error is raised after all ended."""
+        with ThreadPoolExecutor(max_workers=len(self.by_source) or 1) as pool:
+            futures = [
+                pool.submit(copier.full_pass, source, progress)
+                for source, copier in self.by_source.items()
+            ]
+        for future in futures:
+            future.result()
+
+    @property
+    def stats(self) -> CopyStats:
+        total = CopyStats()
+        for copier in self.by_source.values():
+            total.copied += copier.stats.copied
+            total.removed += copier.stats.removed
+            total.bytes += copier.stats.bytes
+        return total
+
+    def moved(self) -> int:
+        return sum(copier.moved() for copier in self.by_source.values())
+
+    def close(self) -> None:
+        for copier in self.by_source.values():
+            copier.close()
 
 
 # --------------------------------------------------------------------------- deleting

@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 
@@ -30,7 +31,7 @@ from redkeeper.model import Address
 from redkeeper.ops import topofile
 from redkeeper.ops.interrupt import reached
 from redkeeper.ops.nodes import Node
-from redkeeper.ops.reshard_copy import Copier, Tracker, unlink_where
+from redkeeper.ops.reshard_copy import Copiers, Tracker, unlink_where
 from redkeeper.ops.reshard_model import Context
 from redkeeper.ops.reshard_plan import dbsize
 from redkeeper.ops.reshard_switch import RingSwitch
@@ -125,7 +126,7 @@ def copy_and_cut_over(ctx: Context) -> None:
     ctx.save("copying")
     track_notifications(ctx, masters)
     tracker = Tracker({s: masters[s] for s in ctx.sources}, ctx.password, ctx.rings, db=ctx.db)
-    copier = Copier(masters, ctx.password, ctx.rings, db=ctx.db)
+    copier = Copiers(ctx.sources, masters, ctx.password, ctx.rings, db=ctx.db)
     try:
         full_pass(ctx, copier, masters)
         for attempt in range(1, ctx.settings.cutover_attempts + 1):
@@ -149,17 +150,26 @@ def copy_and_cut_over(ctx: Context) -> None:
         restore_notifications(ctx)
 
 
-def full_pass(ctx: Context, copier: Copier, masters: Mapping[str, Address]) -> None:
+def full_pass(ctx: Context, copier: Copiers, masters: Mapping[str, Address]) -> None:
     hooks = ctx.hooks
     if hooks.on_total:
         total = sum(dbsize(masters[s], ctx.password, db=ctx.db) for s in ctx.sources)
         hooks.on_total("copying moving keys", total)
+    lock = threading.Lock()
+    done = [0]
+
+    def advance(count: int) -> None:  # called by every source's thread
+        with lock:
+            done[0] += count
+            first = done[0] == count and count > 0
+        if hooks.advance:
+            hooks.advance(count)
+        if first:
+            reached("copying")  # the test hook: killed mid-copy
+
     started = time.perf_counter()
-    for index, shard in enumerate(ctx.sources):
-        copier.full_pass(shard, hooks.advance)
-        if index == 0:
-            reached("copying")
-        ctx.interrupts.check("while copying; the next run copies again")
+    copier.full_pass(advance)
+    ctx.interrupts.check("while copying; the next run copies again")
     seconds = time.perf_counter() - started
     ctx.record.copy_keys, ctx.record.copy_seconds = copier.stats.copied, seconds
     ctx.record.copied, ctx.record.bytes = copier.stats.copied, copier.stats.bytes
@@ -171,7 +181,7 @@ def full_pass(ctx: Context, copier: Copier, masters: Mapping[str, Address]) -> N
     )
 
 
-def catch_up(ctx: Context, tracker: Tracker, copier: Copier) -> None:
+def catch_up(ctx: Context, tracker: Tracker, copier: Copiers) -> None:
     for _ in range(ctx.settings.catch_up_rounds):
         copied = 0
         for shard in ctx.sources:
@@ -186,7 +196,7 @@ def catch_up(ctx: Context, tracker: Tracker, copier: Copier) -> None:
 
 
 def cut_over(
-    ctx: Context, tracker: Tracker, copier: Copier, masters: Mapping[str, Address]
+    ctx: Context, tracker: Tracker, copier: Copiers, masters: Mapping[str, Address]
 ) -> float:
     """Pause, last copies, checks; the monotonic time writes were paused. Undone (unpaused)
     when anything fails; BudgetExceededError when it took too long."""

@@ -28,8 +28,9 @@ def _problem(source: str, message: str) -> ConfigError:
     return ConfigError([Problem(source, "shards", message, FIX)])
 
 
-def _items(text: str, source: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """The file's lines and, per shard item, its [first, end) line range."""
+def _items(text: str, source: str) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """The file's lines and, per shard item, (first line with its comments, its `- ` line,
+    end): [first, end) is the item."""
     try:
         data: Any = YAML(typ="rt").load(text)
     except YAMLError as exc:
@@ -46,12 +47,17 @@ def _items(text: str, source: str) -> tuple[list[str], list[tuple[int, int]]]:
     end = max(end, shards.lc.item(len(shards) - 1)[0] + 1)
     while end > 0 and (not lines[end - 1].strip() or lines[end - 1].startswith("#")):
         end -= 1  # blank lines and top-level comments before the next key are not the item's
-    starts = [shards.lc.item(i)[0] for i in range(len(shards))]
-    return lines, [(s, e) for s, e in zip(starts, [*starts[1:], end], strict=True)]
+    items = [shards.lc.item(i)[0] for i in range(len(shards))]
+    starts = list(items)
+    for i in range(1, len(starts)):  # comment lines right above an item are that item's
+        while starts[i] - 1 > items[i - 1] and lines[starts[i] - 1].lstrip().startswith("#"):
+            starts[i] -= 1
+    ends = [*starts[1:], end]
+    return lines, list(zip(starts, items, ends, strict=True))
 
 
 def _render(shard: ShardSpec, style_line: str) -> str:
-    indent = style_line[: style_line.index("-")]
+    indent = style_line[: style_line.index("-")]  # the list item's own line, not a comment
     replicas = ", ".join(str(r) for r in shard.replicas)
     weight = [f"weight: {shard.weight}"] if shard.weight != 1 else []
     if style_line.lstrip().startswith("- {"):
@@ -66,11 +72,11 @@ def _render(shard: ShardSpec, style_line: str) -> str:
 
 def with_shard_added(text: str, shard: ShardSpec, source: str) -> str:
     lines, items = _items(text, source)
-    first, end = items[-1]
+    _first, line, end = items[-1]
     body = lines[:end]
     if body and not body[-1].endswith("\n"):
         body[-1] += "\n"
-    return "".join([*body, _render(shard, lines[first]), *lines[end:]])
+    return "".join([*body, _render(shard, lines[line]), *lines[end:]])
 
 
 def with_shard_removed(text: str, name: str, source: str) -> str:
@@ -79,7 +85,7 @@ def with_shard_removed(text: str, name: str, source: str) -> str:
     names = [str(item.get("name")) for item in data["shards"]]
     if name not in names:
         raise _problem(source, f"no shard named {name!r} in the file")
-    first, end = items[names.index(name)]
+    first, _line, end = items[names.index(name)]
     return "".join(lines[:first] + lines[end:])
 
 
