@@ -46,7 +46,7 @@ class Stack:
 
 def _workload(topology: Topology) -> Workload:
     ring = ring_for(topology)
-    settings = WorkloadSettings(connections=3, rate=10.0, max_seconds=600.0)
+    settings = WorkloadSettings(connections=3, rate=6.0, max_seconds=600.0)
     return Workload(
         topology.spec.proxy.listen,
         None,

@@ -189,6 +189,8 @@ class Handover:
     def run(self) -> None:
         record, settings = self.record, self.settings
         originals = self.steering.originals()
+        if record.target not in originals:
+            raise OperationError(f"{record.target} does not answer CONFIG GET replica-priority")
         values = steer.wanted_priorities(record.target, originals)
         record.priorities = {a: originals[a] for a in values}
         required = int(self.target.config_get(MIN_REPLICAS))

@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping
 
 from redkeeper.data.masters import current_masters
-from redkeeper.errors import ConfigError, OperationError
+from redkeeper.errors import ConfigError, OperationError, RedkeeperError
 from redkeeper.model import Address
 from redkeeper.ops import topofile
 from redkeeper.ops.interrupt import reached
@@ -121,6 +121,7 @@ def copy_and_cut_over(ctx: Context) -> None:
     """From `shard-up` or `copying` to `switched` (module docstring)."""
     masters = masters_of(ctx)
     check_masters(ctx, masters)
+    RingSwitch(ctx.stack, ctx.new).check(ctx.path)  # the endpoint can switch: before any copy
     if ctx.record.phase == "copying":
         purge_copies(ctx, masters)
     ctx.save("copying")
@@ -238,6 +239,15 @@ def cut_over(
 
 
 # --------------------------------------------------------------------------- switch
+def _unpause_sources(ctx: Context, masters: Mapping[str, Address]) -> None:
+    for shard in ctx.sources:
+        try:
+            with Node(masters[shard], ctx.password, f"{shard}'s master") as node:
+                node.unpause()
+        except OperationError as exc:
+            ctx.warnings.append(str(exc))
+
+
 def _pause_sources(ctx: Context, masters: Mapping[str, Address], milliseconds: int) -> None:
     for shard in ctx.sources:
         with Node(masters[shard], ctx.password, f"{shard}'s master") as node:
@@ -247,7 +257,12 @@ def _pause_sources(ctx: Context, masters: Mapping[str, Address], milliseconds: i
 def switch(ctx: Context, masters: Mapping[str, Address], paused_at: float | None) -> None:
     """`switching` → `switched` (module docstring), run to its end."""
     switcher = RingSwitch(ctx.stack, ctx.new)
-    owner = switcher.check(ctx.path)
+    try:
+        owner = switcher.check(ctx.path)
+    except RedkeeperError:
+        if paused_at is not None:  # not committed yet: let the sources' writes through
+            _unpause_sources(ctx, masters)
+        raise
     with ctx.interrupts.critical():
         _pause_sources(ctx, masters, ctx.settings.safety_pause_ms)
         ctx.record.pause_until = time.time() + ctx.settings.safety_pause_ms / 1000
@@ -329,9 +344,7 @@ def resume_switch(ctx: Context) -> bool:
     still_paused = ctx.record.pause_until is not None and time.time() < ctx.record.pause_until - 2
     if ctx.record.phase == "switching" and not still_paused:
         write_old_shards(ctx)
-        for shard in ctx.sources:
-            with Node(masters[shard], ctx.password, f"{shard}'s master") as node:
-                node.unpause()
+        _unpause_sources(ctx, masters)
         ctx.record.pause_until = None
         ctx.save("copying")
         ctx.log("the interrupted cutover had not switched; copying again")

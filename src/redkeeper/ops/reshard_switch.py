@@ -62,7 +62,7 @@ class RingSwitch:
         except StackError:  # not recorded
             record = None
         if record is None or not record.alive():
-            raise OperationError(
+            raise StackError(
                 f"the {self.owner} of the local stack in {self.stack.state_dir} is not running "
                 f"(fix: `redkeeper start {self.owner}`, or `redkeeper up`)"
             )

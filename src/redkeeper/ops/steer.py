@@ -93,7 +93,15 @@ class Steering:
         self.nodes = nodes
 
     def originals(self) -> dict[Address, int]:
-        return {a: int(node.config_get(PRIORITY)) for a, node in self.nodes.items()}
+        """The current values of the replicas that answer (one that does not cannot be set,
+        and Sentinel does not promote a replica it cannot reach either)."""
+        found: dict[Address, int] = {}
+        for address, node in self.nodes.items():
+            try:
+                found[address] = int(node.config_get(PRIORITY))
+            except OperationError:
+                continue
+        return found
 
     def apply(self, values: Mapping[Address, int]) -> None:
         for address, value in values.items():
