@@ -6,9 +6,10 @@
   every replica-priority restored, no journal left;
 - a write sent to the master during the pause waits (no error, no reply) while reads are
   answered, and it never runs: it is answered with an error at the switch;
-- killed (SIGKILL) mid-way: the shard is writable again by itself (Redis lifts the pause) and
-  the next run restores the priorities, then switches; killed after the failover was sent,
-  the next run finishes the hand-over (old master demoted, writes through, priorities back).
+- killed (SIGKILL) mid-way: its guard process restores the priorities and lifts the pause at
+  once (the shard is writable again, no failover happened); the next run says so, then
+  switches; killed after the failover was sent, the guard finishes the hand-over (old master
+  demoted, writes through, priorities back) and the next run says it had completed.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tests.support import (
     command,
     keys_on,
     load,
+    processes_using,
     proxy,
     run_cli,
     running_stack,
@@ -172,13 +174,18 @@ def test_a_killed_switchover_leaves_the_shard_writable_and_is_recovered(
         env={"REDKEEPER_KILL_AT": "paused"},
     )  # fmt: skip
     assert killed.returncode == -9, killed.stderr
-    assert Journal(topology.state_dir, "switchover").read() is not None
-    assert priorities(topology) != before  # the target's is still 1: the journal has it
+    killed_at = time.monotonic()
     key = keys_on(topology, "shard2", prefix="after-kill-")[0]
     client = proxy(topology)
-    started = time.monotonic()
     wait_until(lambda: try_set(client, key, "1"), 5, what="a write to shard2")
-    print(f"\nshard2 writable {time.monotonic() - started:.2f} s after the kill (pause 500 ms)")
+    writable = time.monotonic() - killed_at
+    wait_until(lambda: priorities(topology) == before, 10, what="the guard restoring priorities")
+    restored = time.monotonic() - killed_at
+    wait_until(lambda: not guards(path), 10, what="the guard's exit")
+    print(f"\nshard2 writable {writable:.2f} s, priorities restored {restored:.2f} s after the "
+          "kill (pause 500 ms)")  # fmt: skip
+    assert restored < 5  # by the guard, long before any rerun
+    assert Journal(topology.state_dir, "switchover").read() is not None  # for the rerun
     assert current_masters(topology, None)["shard2"] == master  # no failover was sent
     rerun = run_cli("switchover", "shard2", "-c", str(path), "--json")
     assert rerun.returncode == 0, rerun.stderr
@@ -186,6 +193,12 @@ def test_a_killed_switchover_leaves_the_shard_writable_and_is_recovered(
     assert priorities(topology) == before
     assert current_masters(topology, None)["shard2"] != master  # then it switched
     assert try_set(client, key, "2")
+    wait_until(lambda: not guards(path), 10, what="the guard's exit")
+
+
+def guards(path: Path) -> list[str]:
+    """The switchover guards of the stack of topology file `path` still running."""
+    return [p for p in processes_using(path) if "switchover-guard" in p]
 
 
 def test_killed_after_the_failover_the_next_run_finishes_the_hand_over(
@@ -198,13 +211,19 @@ def test_killed_after_the_failover_the_next_run_finishes_the_hand_over(
         "switchover", "shard1", "-c", str(path), env={"REDKEEPER_KILL_AT": "failover-sent"}
     )
     assert killed.returncode == -9, killed.stderr
+    client = proxy(topology)
+    key = keys_on(topology, "shard1", prefix="after-")[0]
+    wait_until(lambda: priorities(topology) == before, 15, what="the guard restoring priorities")
+    wait_until(lambda: not guards(path), 15, what="the guard's exit")
+    new = current_masters(topology, None)["shard1"]
+    assert new != master
+    info = probe.replication(master)  # the guard finished the hand-over
+    assert info is not None and info.role == "slave" and info.master == new
+    assert try_set(client, key, "1")
     rerun = run_cli("switchover", "shard1", "-c", str(path))
     assert rerun.returncode == 0, rerun.stderr
     assert "the interrupted switchover had completed" in rerun.stdout
-    new = current_masters(topology, None)["shard1"]
-    assert new != master
-    info = probe.replication(master)
-    assert info is not None and info.role == "slave" and info.master == new
+    assert current_masters(topology, None)["shard1"] == new  # not switched again
     assert priorities(topology) == before
-    client = proxy(topology)
-    assert try_set(client, keys_on(topology, "shard1", prefix="after-")[0], "1")
+    assert try_set(client, key, "2")
+    wait_until(lambda: not guards(path), 10, what="the guard's exit")

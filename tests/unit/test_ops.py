@@ -194,6 +194,31 @@ def test_switchover_record_round_trips(tmp_path: Path) -> None:
         SwitchoverRecord.from_json(journal, journal.read() or {})
 
 
+def test_a_journal_lock_is_exclusive_and_released_with_its_holder(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, "switchover")
+    with journal.locked(1.0):
+        other = Journal(tmp_path, "switchover")
+        busy = "another switchover is under way"
+        with pytest.raises(OperationError, match=busy), other.locked(0.2):
+            pass  # pragma: no cover
+        with Journal(tmp_path, "reshard").locked(0.2):  # another kind: its own lock
+            pass
+    holder = os.fork()
+    if holder == 0:  # pragma: no cover - the child holds the lock until it is killed
+        with journal.locked(1.0):
+            os.kill(os.getpid(), signal.SIGSTOP)
+        os._exit(0)
+    try:
+        os.waitpid(holder, os.WUNTRACED)  # stopped: it holds the lock
+        with pytest.raises(OperationError), journal.locked(0.2):
+            pass  # pragma: no cover
+    finally:
+        os.kill(holder, signal.SIGKILL)
+        os.waitpid(holder, 0)
+    with journal.locked(1.0):  # the kernel released it with the killed holder
+        pass
+
+
 # --------------------------------------------------------------------------- steering
 def test_sentinel_replica_entries_and_the_values_that_steer_it() -> None:
     entry = steer.parse_replica(

@@ -18,7 +18,9 @@ from redkeeper.cli.app import cli, config_option, console, err_console, load
 from redkeeper.cli.data_cmds import progress_bars
 from redkeeper.errors import UsageError
 from redkeeper.model import Address
+from redkeeper.ops import guard
 from redkeeper.ops.interrupt import Interrupts
+from redkeeper.ops.journal import Journal
 from redkeeper.ops.reshard import Reshard
 from redkeeper.ops.reshard_model import Hooks, ReshardResult, ReshardSettings
 from redkeeper.ops.reshard_plan import Plan
@@ -96,7 +98,8 @@ def switchover(
     """Move SHARD's master to a caught-up replica through Sentinel, losing no acknowledged
     write: writes wait during the switch (about half a second) instead of failing.
 
-    Rerun after an interruption: it first restores what the interrupted run changed."""
+    Rerun after an interruption: it first restores what the interrupted run changed (a run
+    that was killed is recovered at once by its guard process; the rerun tells the outcome)."""
     if all_shards == (shard is not None):
         raise UsageError("give a SHARD or --all (fix: e.g. `redkeeper switchover shard1`)")
     if all_shards and to is not None:
@@ -106,7 +109,9 @@ def switchover(
     shards = [s.name for s in topology.shards] if all_shards else [str(shard)]
     settings = SwitchoverSettings(max_pause_ms=max_pause_ms)
     results = []
-    with Interrupts() as interrupts:
+    journal = Journal(topology.state_dir, guard.KIND)
+    with Interrupts() as interrupts, journal.locked(guard.LOCK_WAIT_S):
+        guard.start(config, topology.state_dir)  # recovers this run if it dies (SIGKILL)
         operation = Switchover(topology, settings=settings, log=_log, interrupts=interrupts)
         for name in shards:
             result = operation.run(name, target)
@@ -116,6 +121,15 @@ def switchover(
             interrupts.check(f"after {name}; the next shards are not switched")
     if as_json:
         click.echo(json.dumps([_switchover_json(r) for r in results], indent=2))
+
+
+@cli.command(guard.COMMAND, hidden=True)
+@config_option
+def switchover_guard(config: Path | None) -> None:
+    """Started by `switchover`: recovers its run if that run dies (redkeeper.ops.guard)."""
+    code = guard.watch(load(config))
+    if code:
+        raise SystemExit(code)
 
 
 # --------------------------------------------------------------------------- reshard

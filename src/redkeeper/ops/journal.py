@@ -7,19 +7,28 @@ back. A journal that cannot be parsed is a ConfigError naming the file: it may b
 record of a change to undo, so it is never dropped silently. `finish` keeps the last finished
 record as `<kind>.done.json` and removes the live file. What a record holds is the
 operation's own business (`switchover.SwitchoverRecord`, `reshard.ReshardRecord`).
+
+`Journal.locked` is the exclusive use of a kind (`flock` on `<kind>.lock`): the kernel
+releases it when its holder exits, however it exits, so whoever waits for it (a second run,
+the switchover's `guard`) gets it exactly when the holder is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from redkeeper.errors import ConfigError, Problem
+from redkeeper.errors import ConfigError, OperationError, Problem
 from redkeeper.fsutil import atomic_write, fsync_dir
 
 JOURNAL_DIR = "ops"
+LOCK_POLL_S = 0.1
 
 
 class Journal:
@@ -57,6 +66,30 @@ class Journal:
         os.replace(self.path, done)
         fsync_dir(self.path.parent)
         return done
+
+    @contextlib.contextmanager
+    def locked(self, timeout: float) -> Iterator[None]:
+        """Hold `<kind>.lock` (module docstring); OperationError when another process holds
+        it for `timeout` s."""
+        lock = self.path.with_name(f"{self.kind}.lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise OperationError(
+                            f"another {self.kind} is under way ({lock} is locked for more "
+                            f"than {timeout:.0f} s; fix: wait for it to end, then retry)"
+                        ) from None
+                    time.sleep(LOCK_POLL_S)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def problem(self, message: str) -> ConfigError:
         return ConfigError(

@@ -3,6 +3,7 @@ Sentinel, with no acknowledged write lost (docs/operations.md, "Planned switchov
 
 1. A journal left by an interrupted run is recovered first (`recover`): priorities restored,
    pauses lifted, an old master that still says master made a replica of Sentinel's choice.
+   The command's `guard` process does the same as soon as a run dies (SIGKILL, a crash).
 2. The master is `core.decide_masters`' verdict (`data.masters`: majority, highest epoch);
    the target is `--to`, else the replica with the highest offset that follows the master
    with its link up and that the failover's Sentinel does not flag down.
@@ -145,9 +146,11 @@ class Switchover:
         return max(healthy, key=lambda a: (healthy[a], -order.index(a)))
 
     # ------------------------------------------------------------------ recovery
-    def recover(self) -> tuple[SwitchoverRecord, Address | None] | None:
+    def recover(self, *, finish: bool = True) -> tuple[SwitchoverRecord, Address | None] | None:
         """Finish what an interrupted run left (module docstring, step 1): the record and
-        Sentinel's master of its shard now, or None when there was no journal."""
+        Sentinel's master of its shard now, or None when there was no journal. Idempotent;
+        `finish=False` (the `guard`) keeps the journal, so that the next run still tells
+        whether the interrupted switchover had completed."""
         data = self.journal.read()
         if data is None:
             return None
@@ -188,7 +191,8 @@ class Switchover:
                     node.unpause()
                 except OperationError as exc:
                     self.log(f"warning: {exc}")
-            self.journal.finish()
+            if finish:
+                self.journal.finish()
         finally:
             for node in nodes.values():
                 node.close()
