@@ -1,7 +1,8 @@
 """The operations with nutcracker as the endpoint (`proxy.mode: restart`), on a real stack.
 
-- `switchover` under a write workload: 0 acknowledged writes lost, the write unavailability
-  reported (the agent restarts nutcracker: every client connection is cut once);
+- `switchover --all` (rolling, every shard in turn) under a write workload: 0 acknowledged
+  writes lost, the write unavailability reported (the agent restarts nutcracker: every client
+  connection is cut once per shard);
 - `reshard add` killed after the endpoint was told (nutcracker.yml staged, the agent signaled)
   and run again, then `reshard remove`: nutcracker restarted by its agent at each cutover,
   0 acknowledged writes lost, `check` clean, the moved count within 1 % of the plan.
@@ -9,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,6 @@ import pytest
 
 from redkeeper.data import current_masters, load_keys
 from redkeeper.drills.measure import longest_ack_gap
-from redkeeper.ops.switchover import Switchover
 from tests.integration.test_reshard import (
     KEYS,
     PAUSE_BAR_MS,
@@ -29,7 +30,7 @@ from tests.integration.test_reshard import (
     reshard,
     within_plan,
 )
-from tests.support import agent_metric, load, running_stack, write_topology
+from tests.support import agent_metric, load, run_cli, running_stack, write_topology
 
 pytestmark = pytest.mark.integration
 
@@ -50,19 +51,28 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         assert_no_acked_write_lost(load(path), workload)
 
 
-def test_switchover_with_nutcracker(stack: Stack) -> None:
+def test_rolling_switchover_with_nutcracker(stack: Stack) -> None:
+    """`switchover --all`: every shard, one after the other, through the CLI."""
     topology = stack.topology
-    old = current_masters(topology, None)["shard1"]
+    old = current_masters(topology, None)
     began = time.time()
-    result = Switchover(topology).run("shard1")
+    done = run_cli("switchover", "--all", "-c", str(stack.path), "--json")
     ended = time.time()
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
     time.sleep(1.0)
-    gap = longest_ack_gap(stack.workload.ops(), "shard1", (began, ended + 1.0))
-    print(f"\nswitchover (nutcracker): pause {result.pause_ms} ms, routed after "
-          f"{result.routed_ms} ms, WU {gap * 1000:.0f} ms")  # fmt: skip
-    assert result.new_master != old and not result.warnings
-    assert result.pause_ms is not None and result.pause_ms < 1500
-    assert gap < 1.5
+    now = current_masters(topology, None)
+    ops = stack.workload.ops()
+    gaps = {s: longest_ack_gap(ops, s, (began, ended + 1.0)) for s in ("shard1", "shard2")}
+    print("\nswitchover --all (nutcracker): " + "; ".join(
+        f"{r['shard']} pause {r['pause_ms']} ms, routed after {r['routed_ms']} ms, WU "
+        f"{gaps[r['shard']] * 1000:.0f} ms" for r in results))  # fmt: skip
+    assert [r["shard"] for r in results] == ["shard1", "shard2"]
+    for r in results:
+        assert r["old_master"] == str(old[r["shard"]]) != r["new_master"]
+        assert r["new_master"] == str(now[r["shard"]]) and not r["warnings"]
+        assert r["pause_ms"] is not None and r["pause_ms"] < 1500
+    assert max(gaps.values()) < 1.5
 
 
 def test_reshard_with_nutcracker_restarted_at_the_cutover(stack: Stack) -> None:
