@@ -138,6 +138,21 @@ class ApplyError(RedkeeperError):
     exit_code = 6
 
 
+class OperationError(RedkeeperError):
+    """A switchover or a reshard could not be done (a precondition failed, a step timed out,
+    a node refused). What it had changed is undone, or kept in its journal for the next run
+    of the same command to finish or roll back."""
+
+    exit_code = 1
+
+
+class OperationInterruptedError(RedkeeperError):
+    """Ctrl-C or SIGTERM during a switchover or a reshard: it stopped at the next safe point
+    (undone, or journaled for the next run)."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
 class RetryLaterError(RedkeeperError):
     """A transient failure (a lock held too long, a restart command that failed): retrying
     may succeed. Exit status 1, which tells Sentinel to run a client-reconfig-script again."""

@@ -375,3 +375,15 @@ def test_targets_resolve_against_the_masters_at_the_start() -> None:
     assert names("sentinels:majority") == ["sentinel-1", "sentinel-2"]
     assert names("sentinel:3") == ["sentinel-3"] and names("agent") == ["agent"]
     assert "master:3" not in targets
+
+
+def test_longest_ack_gap_counts_waiting_writes_and_failures_alike() -> None:
+    ops = [
+        d.Op(0, "shard1", "a", 10.0, 10.01, True),
+        d.Op(1, "shard1", "b", 10.02, 10.5, True),  # waited 0.48 s (paused)
+        d.Op(2, "shard1", "c", 10.03, 10.6, False, "ERR moved"),  # waited, then failed
+        d.Op(2, "shard1", "d", 10.61, 10.62, True),
+        d.Op(3, "shard2", "e", 10.1, 10.11, True),
+    ]
+    assert abs(m.longest_ack_gap(ops, "shard1", (10.0, 10.7)) - 0.49) < 1e-9
+    assert m.longest_ack_gap([], "shard1", (1.0, 2.0)) == 1.0

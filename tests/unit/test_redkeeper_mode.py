@@ -131,3 +131,46 @@ def test_master_reads_need_no_node_facts(tmp_path: Path) -> None:
     target = _target(tmp_path)
     assert not target.needs_nodes
     assert asyncio.run(target.repair(None)) is None
+
+
+M3 = Address("127.0.0.1", 8666)
+THIRD = "  - {name: shard3, master: 127.0.0.1:8666, replicas: []}\n"
+
+
+def test_a_ring_that_adds_a_shard_is_served_with_its_route_in_one_step(tmp_path: Path) -> None:
+    target = _target(tmp_path)
+    asyncio.run(target.apply({"shard1": M1, "shard2": M2}))
+    tables = []
+    target.router.subscribe(lambda _old, new: tables.append(new))
+    bigger = parse_topology(BASE + THIRD, source="t.yaml", base_dir=Path("/srv"))
+    ring = ring_for(bigger)
+    swapped: list[bool] = []
+    assert not target.stage_ring(ring, shard_names(ring), lambda: swapped.append(True))
+    # still the old ring; the agent sees shard3 unrouted and decides its master
+    assert target.router.routes.names == ("shard1", "shard2")
+    assert asyncio.run(target.routes())["shard3"] == UNROUTED
+    asyncio.run(target.apply({"shard3": M3}))
+    asyncio.run(target.verify({"shard3": M3}))
+    assert swapped == [True]
+    assert set(target.router.routes.names) == {"shard1", "shard2", "shard3"}
+    routed = dict(zip(target.router.routes.names, target.router.routes.masters, strict=True))
+    assert routed == {"shard1": M1, "shard2": M2, "shard3": M3}
+    assert None not in tables[-1].masters  # the last table published has every route
+    # a ring that only removes a shard is served at once
+    ring = ring_for(parse(""))
+    assert target.stage_ring(ring, shard_names(ring))
+    assert asyncio.run(target.routes()) == {"shard1": M1, "shard2": M2}
+
+
+def test_a_pending_ring_keeps_masters_decided_before_its_last_shard(tmp_path: Path) -> None:
+    target = _target(tmp_path)
+    asyncio.run(target.apply({"shard1": M1, "shard2": M2}))
+    fourth = THIRD + "  - {name: shard4, master: 127.0.0.1:9666, replicas: []}\n"
+    ring = ring_for(parse_topology(BASE + fourth, source="t.yaml", base_dir=Path("/srv")))
+    assert not target.stage_ring(ring, shard_names(ring))
+    asyncio.run(target.apply({"shard3": M3}))  # shard4's master not known yet
+    assert target.router.routes.names == ("shard1", "shard2")
+    assert asyncio.run(target.routes())["shard3"] == M3
+    asyncio.run(target.apply({"shard4": Address("127.0.0.1", 9666)}))
+    assert set(target.router.routes.names) == {"shard1", "shard2", "shard3", "shard4"}
+    assert None not in target.router.routes.masters

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from redkeeper.process import pid_alive
+from redkeeper.proxy.twemproxy.apply import pending_path, stage_restart
 from redkeeper.proxy.twemproxy.restart import OUTPUT_LIMIT, RestartResult, run_command
 
 
@@ -108,3 +109,19 @@ def test_a_daemon_left_holding_the_pipe_does_not_block(tmp_path: Path) -> None:
         assert time.monotonic() - started < 2.0
     finally:
         kill_recorded(daemon)
+
+
+def test_stage_restart_leaves_the_marker_only_when_something_changed(tmp_path: Path) -> None:
+    config = tmp_path / "nutcracker.yml"
+    config.write_text("a\n")
+    assert not stage_restart(config, lambda: False)
+    assert not pending_path(config).exists()
+
+    def write() -> bool:
+        config.write_text("b\n")
+        return True
+
+    assert stage_restart(config, write)
+    assert pending_path(config).exists()  # the owner's repair_pending restarts nutcracker
+    assert not stage_restart(config, lambda: False)
+    assert pending_path(config).exists()  # a pending restart is never forgotten

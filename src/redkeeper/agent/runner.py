@@ -179,6 +179,12 @@ class Agent:
         """Run a cycle now (a reload changed what the target routes)."""
         self._wake.set()
 
+    def set_inventory(self, inventory: Mapping[str, Set[Address]]) -> None:
+        """A reloaded topology's inventory (SIGHUP): the guard's addresses and the nodes
+        whose facts are gathered."""
+        self.inventory = inventory
+        self.observer.shards = {name: sorted(nodes) for name, nodes in inventory.items()}
+
     # ------------------------------------------------------------------ health
     def health(self) -> Health:
         now = time.time()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -15,7 +16,7 @@ import click
 from redkeeper.agent import Agent, AgentSettings
 from redkeeper.agent import logs as agent_logs
 from redkeeper.cli.app import ArgvTailCommand, cli, config_option, load, restart_cmd_option
-from redkeeper.errors import Problem, UsageError
+from redkeeper.errors import Problem, RedkeeperError, UsageError
 from redkeeper.model import Address
 from redkeeper.process import find_binary
 from redkeeper.proxy.base import Target
@@ -114,6 +115,7 @@ def agent(
                         (--managed | --staging F | --restart-cmd systemctl restart nutcracker)
     """
     agent_logs.setup(log_format)
+    reload: Callable[[], None] | None = None
     if sentinels:
         agent_obj = _standalone(
             sentinels,
@@ -130,6 +132,7 @@ def agent(
         agent_obj = _with_topology(
             config, nutcracker_config, managed, restart_cmd, staging, metrics, state_dir
         )
+        reload = functools.partial(_reload_inventory, agent_obj, config)
     settings = agent_obj.settings
     agent_obj.settings = replace(
         settings,
@@ -137,14 +140,34 @@ def agent(
         period=settings.period if period_ms is None else period_ms / 1000,
         coalesce=settings.coalesce if coalesce_ms is None else coalesce_ms / 1000,
     )
-    asyncio.run(_run(agent_obj))
+    asyncio.run(_run(agent_obj, reload))
 
 
-async def _run(agent_obj: Agent) -> None:
+def _reload_inventory(agent_obj: Agent, config: Path | None) -> None:
+    """SIGHUP with a topology: re-read it for the inventory guard (`redkeeper reshard` adds
+    or removes a shard), then run a cycle, which also restarts a nutcracker whose
+    nutcracker.yml was staged with a pending restart. A bad file changes nothing."""
+    try:
+        topology = load(config)
+    except RedkeeperError as exc:
+        log.error("SIGHUP: the topology was not reloaded (nothing changed): %s", exc)
+    else:
+        agent_obj.set_inventory(topology.inventory())
+        log.info(
+            "SIGHUP: inventory reloaded from %s: %s",
+            topology.source,
+            ", ".join(shard.name for shard in topology.shards),
+        )
+    agent_obj.wake()
+
+
+async def _run(agent_obj: Agent, reload: Callable[[], None] | None) -> None:
+    """Until SIGINT/SIGTERM. SIGHUP: `reload` (with a topology), else a cycle now."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload if reload is not None else agent_obj.wake)
     await agent_obj.run(stop)
 
 

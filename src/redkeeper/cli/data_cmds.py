@@ -35,6 +35,7 @@ from redkeeper.errors import ConfigError, SentinelError
 from redkeeper.model import key_bytes, show_key
 
 SHOWN = 20
+Start = Callable[[str, int], None]
 
 
 def _warn(message: str) -> None:
@@ -42,7 +43,7 @@ def _warn(message: str) -> None:
 
 
 @contextmanager
-def _progress(quiet: bool) -> Iterator[tuple[Callable[[str, int], None], Callable[[int], None]]]:
+def progress_bars(quiet: bool) -> Iterator[tuple[Start, Callable[[int], None]]]:
     """(start(label, total), advance(n)) driving a rich bar on stderr, off when not a TTY."""
     bar = Progress(
         TextColumn("{task.description}"),
@@ -186,7 +187,7 @@ def load_cmd(
 ) -> None:
     """Write N test keys through the proxy and record them for `check`."""
     topology = load(config)
-    with _progress(quiet) as (start, advance):
+    with progress_bars(quiet) as (start, advance):
         start("writing through the proxy", count)
         result = load_keys(
             topology,
@@ -293,7 +294,7 @@ def check(config: Path | None, as_json: bool, batch: int, timeout: float, quiet:
     """Verify the loaded keys through the proxy and that every key on every master is on the
     shard the ring assigns it. Exit 0 only when clean."""
     topology = load(config)
-    with _progress(quiet or as_json) as (start, advance):
+    with progress_bars(quiet or as_json) as (start, advance):
         report = check_data(
             topology, batch=batch, timeout=timeout, progress=advance, on_total=start
         )

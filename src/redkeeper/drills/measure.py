@@ -5,7 +5,8 @@ model in `redkeeper.drills`):
 
 - write unavailability (WU) per fault window: from the last success before the first failure
   to the first success after the last failure (censored at the workload's end when writes
-  never came back);
+  never came back); for pauses, where writes wait rather than fail, the longest time without
+  an acknowledged write (`longest_ack_gap`);
 - acknowledged writes lost: acked keys missing from the shard's current master (read back);
 - errors on healthy shards: failures on a shard outside its own fault windows, per connection;
 - agent apply latency (the agent's history) and the client-observed one (agent's first notice
@@ -19,6 +20,7 @@ No I/O, no clock: everything is a function of its arguments.
 
 from __future__ import annotations
 
+import itertools
 import math
 from bisect import bisect_left
 from collections import Counter
@@ -131,6 +133,17 @@ def write_unavailability(
     """The issue's WU over a whole window (every failure in it, however many outages)."""
     failures = [op for op in ops if not op.ok and window[0] <= op.start < window[1]]
     return outage_wu(ops, failures, window[0], run_end)
+
+
+def longest_ack_gap(ops: Sequence[Op], shard: str, window: Window) -> float:
+    """Seconds of the longest time in `window` during which no write to `shard` was
+    acknowledged: the write unavailability of a pause, where writes wait rather than fail
+    (a planned switchover, a reshard's cutover). From `window`'s start to the first
+    acknowledgement, between two, and from the last one to its end."""
+    start, end = window
+    acked = sorted(op.end for op in ops if op.ok and op.shard == shard and start <= op.end < end)
+    marks = [start, *acked, end]
+    return max(b - a for a, b in itertools.pairwise(marks))
 
 
 # ---------------------------------------------------------------- events

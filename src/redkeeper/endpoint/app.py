@@ -8,7 +8,8 @@ seconds; then clients are served. Signals:
 - SIGTERM / SIGINT: stop accepting, answer what is in flight (bounded by `DRAIN_SECONDS`),
   stop the agent, exit 0;
 - SIGHUP: re-read the topology file; a valid one replaces the ring (shards added or removed,
-  weights, hash) and the inventory in place, clients stay connected; an invalid one is
+  weights, hash) and the inventory in place, clients stay connected; a ring that adds shards
+  is served from the cycle that routes them (`RouterTarget.stage_ring`); an invalid one is
   logged and changes nothing.
 
 With `proxy.redkeeper.workers: N > 1` this process runs the agent only and N worker processes
@@ -116,21 +117,27 @@ class Proxy:
             log.error("SIGHUP: the topology was not reloaded (nothing changed): %s", exc)
             return
         before = set(self.router.routes.names)
-        self.router.set_ring(ring, shard_names(ring))
-        self.agent.inventory = new.inventory()
+        self.agent.set_inventory(new.inventory())
         target = self.agent.target
-        if isinstance(target, RouterTarget):
-            target.nodes = {shard.name: list(shard.nodes) for shard in new.shards}
+        if not isinstance(target, RouterTarget):  # pragma: no cover - built by `build`
+            raise TypeError("the proxy's agent target is not its route table")
+        target.nodes = {shard.name: list(shard.nodes) for shard in new.shards}
+        workers = self.workers
+        names = shard_names(ring)
+        on_swap = None if workers is None else (lambda: workers.reload(new, with_routes=True))
+        now = target.stage_ring(ring, names, on_swap)
+        if now and workers is not None:
+            workers.reload(new)
         self.topology = new
-        if self.workers is not None:
-            self.workers.reload(new)
-        after = set(self.router.routes.names)
+        after = set(names)
+        later = "; served once Sentinel's masters of the new shards are routed"
         log.info(
-            "SIGHUP: topology reloaded from %s: %d shards (added: %s; removed: %s)",
+            "SIGHUP: topology reloaded from %s: %d shards (added: %s; removed: %s)%s",
             new.source,
             len(after),
             ", ".join(sorted(after - before)) or "none",
             ", ".join(sorted(before - after)) or "none",
+            "" if now else later,
         )
         self.agent.wake()
 

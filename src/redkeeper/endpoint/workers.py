@@ -65,6 +65,7 @@ class Supervisor:
         self.count = count
         self._topology = topology_message(topology)
         self._routes: dict[str, Any] | None = None
+        self._ring_with_routes = False
         self._procs: list[asyncio.subprocess.Process | None] = [None] * count
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -73,11 +74,20 @@ class Supervisor:
         self, masters: Mapping[str, Address | None], replicas: Mapping[str, Sequence[Address]]
     ) -> None:
         self._routes = routes_message(masters, replicas)
-        self._broadcast(self._routes)
+        if self._ring_with_routes:  # one line: the worker swaps ring and routes in one step
+            self._ring_with_routes = False
+            self._broadcast({**self._topology, **self._routes})
+        else:
+            self._broadcast(self._routes)
 
-    def reload(self, topology: Topology) -> None:
+    def reload(self, topology: Topology, *, with_routes: bool = False) -> None:
+        """Send the new topology now, or (`with_routes`) in the same line as the next routes
+        (a ring that adds shards: `RouterTarget.stage_ring`)."""
         self._topology = topology_message(topology)
-        self._broadcast(self._topology)
+        if with_routes:
+            self._ring_with_routes = True
+        else:
+            self._broadcast(self._topology)
 
     def _broadcast(self, message: Mapping[str, Any]) -> None:
         line = (json.dumps(message) + "\n").encode()

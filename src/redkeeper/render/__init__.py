@@ -16,7 +16,7 @@ from redkeeper.render.files import SECRET_MODE, RenderedFile
 from redkeeper.render.haproxy import haproxy_argv, haproxy_plan, render_haproxy
 from redkeeper.render.layout import Layout
 from redkeeper.render.nutcracker import nutcracker_argv, nutcracker_yaml, render_nutcracker
-from redkeeper.render.redis import render_redis, render_sentinel
+from redkeeper.render.redis import render_redis, render_sentinel, sentinel_shard_settings
 from redkeeper.render.systemd import render_unit, unit_name
 from redkeeper.topology import Topology
 
@@ -37,6 +37,7 @@ __all__ = [
     "render_nutcracker",
     "render_redis",
     "render_sentinel",
+    "sentinel_shard_settings",
 ]
 
 

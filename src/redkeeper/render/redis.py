@@ -74,6 +74,21 @@ def render_redis(
     )
 
 
+def sentinel_shard_settings(topology: Topology, password: str | None) -> list[tuple[str, str]]:
+    """(option, value) of every per-shard Sentinel setting besides `monitor`, in file order:
+    the lines of sentinel.conf, and what `SENTINEL SET <name> <option> <value>` sends when a
+    shard is added to running Sentinels (`redkeeper reshard add`)."""
+    spec = topology.spec.sentinel
+    settings = [
+        ("down-after-milliseconds", str(spec.down_after_ms)),
+        ("failover-timeout", str(spec.failover_timeout_ms)),
+        ("parallel-syncs", str(spec.parallel_syncs)),
+    ]
+    if password:
+        settings.append(("auth-pass", password))
+    return settings
+
+
 def render_sentinel(
     topology: Topology,
     node: SentinelNode,
@@ -95,14 +110,10 @@ def render_sentinel(
     for shard in topology.shards:
         master = masters[shard.name]
         name = shard.name
-        lines += [
-            f"sentinel monitor {name} {master.host} {master.port} {spec.quorum}",
-            f"sentinel down-after-milliseconds {name} {spec.down_after_ms}",
-            f"sentinel failover-timeout {name} {spec.failover_timeout_ms}",
-            f"sentinel parallel-syncs {name} {spec.parallel_syncs}",
-        ]
-        if password:
-            lines.append(f"sentinel auth-pass {name} {_quote(password)}")
+        lines.append(f"sentinel monitor {name} {master.host} {master.port} {spec.quorum}")
+        for option, value in sentinel_shard_settings(topology, password):
+            shown = _quote(value) if option == "auth-pass" else value
+            lines.append(f"sentinel {option} {name} {shown}")
     return RenderedFile(
         layout.self_rewriting_config(node.name),
         "\n".join(lines) + "\n",

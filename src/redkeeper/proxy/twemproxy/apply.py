@@ -13,6 +13,10 @@ sequence, under the `<file>.lock` flock (so the writers never interleave):
 So a crash or a failed restart between write and restart leaves the marker, and the next
 apply or repair (`repair_pending`) restarts nutcracker: it never keeps running a config that
 is not the one on disk.
+
+A writer that may not restart nutcracker itself (`redkeeper reshard` while the agent owns a
+managed nutcracker) runs steps 1–2 with `stage_restart` and wakes the owner (SIGHUP), whose
+next cycle runs steps 3–4 through `repair_pending`.
 """
 
 from __future__ import annotations
@@ -76,3 +80,25 @@ async def repair_pending(config: Path, restart: Restart) -> RestartResult | None
         return None
     outcome = await install_and_restart(config, lambda: False, restart)
     return outcome.restart
+
+
+def stage_restart(
+    config: Path, write: Callable[[], bool], *, lock_timeout: float = LOCK_TIMEOUT
+) -> bool:
+    """Steps 1–2 of the sequence for a writer that leaves the restart to nutcracker's owner:
+    under the lock, the pending marker, then `write`. Returns whether `config` changed; the
+    marker stays when it did (or was already there), so the owner's `repair_pending`
+    restarts nutcracker."""
+    pending = pending_path(config)
+    with exclusive_lock(config, lock_timeout):
+        had_pending = pending.exists()
+        pending.touch()
+        try:
+            written = write()
+        except BaseException:
+            if not had_pending:
+                pending.unlink(missing_ok=True)
+            raise
+        if not written and not had_pending:
+            pending.unlink(missing_ok=True)
+        return written
