@@ -3,8 +3,8 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := redis-server redis-sentinel redis-tools nutcracker haproxy python3-venv
-BINARIES := redis-server redis-sentinel redis-cli redis-benchmark nutcracker haproxy
+APT_PACKAGES := redis-server redis-sentinel redis-tools nutcracker haproxy keepalived iptables curl python3-venv
+BINARIES := redis-server redis-sentinel redis-cli redis-benchmark nutcracker haproxy keepalived iptables iptables-restore curl
 CLIENTS_LOCK := tests/clients/package.json tests/clients/package-lock.json
 CLIENTS_CACHE := .cache/clients
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -14,7 +14,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 setup: apt $(VENV)/.installed clients
 
 # Debian packages, installed only when a binary (or Python's venv module) is missing; the
-# distribution's own redis/sentinel services are not started (they would take our ports).
+# distribution's own services (redis, sentinel, nutcracker, haproxy, keepalived) are never started:
+# they would take our ports, and a stray keepalived would answer VRRP (policy-rc.d, then disabled).
 apt:
 	@missing=""; for b in $(BINARIES); do PATH="$$PATH:/usr/sbin:/sbin" command -v $$b >/dev/null || missing="$$missing $$b"; done; \
 	python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
@@ -24,7 +25,7 @@ apt:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); rc=$$?; \
 	  $(SUDO) rm -f /usr/sbin/policy-rc.d; \
 	  if [ $$rc -ne 0 ]; then exit $$rc; fi; \
-	  for s in redis-server redis-sentinel nutcracker haproxy; do $(SUDO) systemctl disable --now $$s >/dev/null 2>&1 || true; done; \
+	  for s in redis-server redis-sentinel nutcracker haproxy keepalived; do $(SUDO) systemctl disable --now $$s >/dev/null 2>&1 || true; done; \
 	fi
 
 $(VENV)/.installed: pyproject.toml | apt

@@ -21,13 +21,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from redkeeper.server import Router
-
 from redkeeper.core.nodes import NodesView, readable_replicas
 from redkeeper.errors import ApplyError
 from redkeeper.fsutil import atomic_write
 from redkeeper.model import Address
 from redkeeper.proxy.base import UNROUTED, ApplyOutcome, RestartResult
+from redkeeper.server import Router
 
 log = logging.getLogger("redkeeper.proxy")
 
