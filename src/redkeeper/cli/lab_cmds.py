@@ -75,7 +75,7 @@ def _interrupts_set(flag: threading.Event) -> Iterator[None]:
 
 @cli.group()
 def lab() -> None:
-    """The seeds' whole system across hosts: network namespaces on a private bridge (in a
+    """The whole system across hosts: network namespaces on a private bridge (in a
     namespace of its own), each host running exactly what `render --host` wrote for it.
     Needs root. Default lab: r1-r3 (Redis + Sentinel), p1-p2 (proxy + keepalived, the
     virtual IP), client. See docs/lab.md."""
