@@ -83,9 +83,12 @@ def lab() -> None:
 
 @lab.command("up")
 @click.option(
-    "-c", "--config", type=click.Path(path_type=Path, dir_okay=False), default=None,
+    "-c",
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
     help="Topology file (default: the embedded lab topology).",
-)  # fmt: skip
+)
 @_dir_option
 @_prefix_option
 def lab_up(config: Path | None, lab_dir: Path, prefix: str) -> None:
@@ -141,8 +144,16 @@ def lab_status(lab_dir: Path, prefix: str, as_json: bool) -> None:
 
 
 def _print_status(lab_: Lab, report: dict[str, Any]) -> None:
-    table = Table("host", "namespace", "address", "roles", "link", "processes",
-                  title="Lab hosts", title_justify="left")  # fmt: skip
+    table = Table(
+        "host",
+        "namespace",
+        "address",
+        "roles",
+        "link",
+        "processes",
+        title="Lab hosts",
+        title_justify="left",
+    )
     for name, host in report["hosts"].items():
         procs = host["processes"]
         alive = sum(1 for p in procs.values() if p["alive"])

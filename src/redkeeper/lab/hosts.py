@@ -98,8 +98,10 @@ class HostRunner:
         for unit in self.units(host):
             if unit.name == name:
                 return unit
-        raise LabError(f"{host.name} has no unit {name} (fix: one of "
-                       f"{', '.join(u.name for u in self.units(host)) or 'none'})")  # fmt: skip
+        raise LabError(
+            f"{host.name} has no unit {name} (fix: one of "
+            f"{', '.join(u.name for u in self.units(host)) or 'none'})"
+        )
 
     def _argv(self, host: LabHost, argv: tuple[str, ...]) -> list[str]:
         which = {argv[0]: _binaries(argv)}
@@ -136,8 +138,9 @@ class HostRunner:
         if ticks is None:
             raise LabError(f"{host.name}: {unit.name} exited at once (see {log_path})")
         self._children[child.pid] = child
-        return HostProcess(host.name, unit.name, ProcessRecord(unit.name, child.pid, ticks,
-                                                               tuple(unit.start)))  # fmt: skip
+        return HostProcess(
+            host.name, unit.name, ProcessRecord(unit.name, child.pid, ticks, tuple(unit.start))
+        )
 
     def reap(self) -> None:
         for pid, child in list(self._children.items()):

@@ -30,7 +30,7 @@ from redkeeper.lab import checks, net
 from redkeeper.lab.hosts import HostRunner
 from redkeeper.lab.plan import LabHost, LabPlan, build_commands, partition_rules, plan_lab, ruleset
 from redkeeper.lab.state import HostProcess, LabState, clear_state, read_state, write_state
-from redkeeper.lab.units import HOST_DIRS, OVERLAY_DIR
+from redkeeper.lab.units import HOST_DIRS, OVERLAY_DIR, Unit
 from redkeeper.process import find_binary
 from redkeeper.render import Layout, render_all
 from redkeeper.render.disk import write_rendered
@@ -292,6 +292,21 @@ class Lab:
             self._record(self.runner.start(host, unit))
             started.append(unit.name)
         return started
+
+    def start_unit(self, name: str, unit: Unit) -> HostProcess:
+        """Start a unit that is not rendered (a drill's comparison endpoint); recorded, so
+        `down` stops it too."""
+        host = self.require().plan.host(name)
+        process = self.runner.start(host, unit)
+        self._record(process)
+        return process
+
+    def stop_unit(self, name: str, unit: str) -> None:
+        state = self.require()
+        process = state.process(name, unit)
+        if process is not None:
+            self.runner.stop(state.plan.host(name), process, self.timings.stop)
+            self._save(self.require().without_process(name, unit))
 
     def signal_unit(self, name: str, unit: str, sig: int) -> HostProcess:
         state = self.require()

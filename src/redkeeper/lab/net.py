@@ -26,8 +26,13 @@ CLONE_NEWNET = 0x40000000
 COMMAND_TIMEOUT = 10.0
 
 
-def run(argv: Sequence[str], *, check: bool = True, timeout: float = COMMAND_TIMEOUT,
-        stdin: str | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def run(
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    timeout: float = COMMAND_TIMEOUT,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run one command (no shell), bounded; LabEnvironmentError when it fails and `check`."""
     try:
         done = subprocess.run(
@@ -119,11 +124,23 @@ def addresses(namespace: str, interface: str) -> list[str]:
     return [str(a["local"]) for entry in data for a in entry.get("addr_info", []) if "local" in a]
 
 
+def holds(namespace: str, interface: str, address: str) -> bool:
+    """`address` is on `interface` inside `namespace`, and the interface is up."""
+    out = run(["ip", "-n", namespace, "-j", "-4", "addr", "show", "dev", interface], check=False)
+    try:
+        data = json.loads(out.stdout or "[]")
+    except ValueError:
+        return False
+    return any(
+        entry.get("operstate") == "UP"
+        and any(a.get("local") == address for a in entry.get("addr_info", []))
+        for entry in data
+    )
+
+
 def vip_holders(plan: LabPlan, vip: str) -> list[str]:
-    """Names of the proxy hosts that have `vip` on their interface."""
-    return [
-        h.name for h in plan.with_role("proxy") if vip in addresses(h.namespace, plan.interface)
-    ]
+    """Names of the proxy hosts that have `vip` on their interface, with the link up."""
+    return [h.name for h in plan.with_role("proxy") if holds(h.namespace, plan.interface, vip)]
 
 
 def apply_rules(namespace: str, rules: str) -> None:

@@ -55,6 +55,10 @@ class LabState:
         kept = tuple(p for p in self.processes if p.name != process.name)
         return replace(self, processes=(*kept, process))
 
+    def without_process(self, host: str, unit: str) -> LabState:
+        kept = tuple(p for p in self.processes if (p.host, p.unit) != (host, unit))
+        return replace(self, processes=kept)
+
     def process(self, host: str, unit: str) -> HostProcess | None:
         return next((p for p in self.processes if p.host == host and p.unit == unit), None)
 

@@ -42,8 +42,9 @@ def collect(lab: Lab, *, full: bool = True) -> dict[str, Any]:
     }
     problems: list[str] = []
     for name, host in hosts.items():
-        problems += [f"{name}: {u} is not running" for u, p in host["processes"].items()
-                     if not p["alive"]]  # fmt: skip
+        problems += [
+            f"{name}: {u} is not running" for u, p in host["processes"].items() if not p["alive"]
+        ]
     if plan.vips and len(holders) != 1:
         problems.append(f"VIP {vip} held by {len(holders)} hosts ({', '.join(holders) or 'none'})")
     if full:
