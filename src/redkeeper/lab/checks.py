@@ -53,3 +53,15 @@ def vip_served(topology: Topology, plan: LabPlan, password: str | None) -> str |
         if len(holders) != 1:
             return f"VIP {vip} held by {len(holders)} hosts ({', '.join(holders) or 'none'})"
     return ready.proxy_serving(topology.spec.proxy.listen, password)
+
+
+def preferred_holder(topology: Topology, plan: LabPlan) -> str | None:
+    """The lab host that holds the first VIP when all is well: the highest priority (with
+    preempt; None without it, or without a VIP)."""
+    proxy = topology.spec.proxy
+    if not proxy.vips or not proxy.keepalived.preempt:
+        return None
+    priorities = proxy.priorities(0)
+    best = proxy.proxy_hosts()[priorities.index(max(priorities))]
+    host = plan.by_address(best)
+    return None if host is None else host.name

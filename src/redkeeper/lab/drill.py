@@ -122,7 +122,10 @@ class LabDrillRunner:
         """Continue, heal, restart what is dead, then wait until healthy (bounded)."""
         for name, unit in run.stopped if run is not None else []:
             with contextlib.suppress(RedkeeperError, OSError):
-                self.lab.signal_unit(name, unit, signal.SIGCONT)
+                if unit == "endpoint":
+                    self.lab.signal_endpoint(name, signal.SIGCONT)
+                else:
+                    self.lab.signal_unit(name, unit, signal.SIGCONT)
         self.lab.heal()
         state = self.lab.require()
         for lab_host in state.plan.hosts:
@@ -157,6 +160,9 @@ class LabDrillRunner:
         reason = checks.vip_served(self.topology, self.plan, self.password)
         if reason is not None:
             return reason
+        preferred = checks.preferred_holder(self.topology, self.plan)
+        if preferred is not None and net.vip_holders(self.plan, self.plan.vips[0]) != [preferred]:
+            return f"the VIP is not back on {preferred} (its preferred host) yet"
         maker = wl.KeyMaker(f"drill:{self._run_id}:probe", 0, self.locate)
         keys = [maker.next_for(shard) for shard in self.shards]
         return wl.probe_writes(self.topology.spec.proxy.listen, self.password, keys)
@@ -271,7 +277,7 @@ class LabDrillRunner:
             run.timeline.stop()
             record.ops = run.load.ops()
             record.events = run.timeline.events()
-            record.applies = sampler.applies()
+            record.applies = [a for a in sampler.applies() if a.time >= record.started]
             record.samples = [
                 AgentSample(
                     s.time,
@@ -291,20 +297,21 @@ class LabDrillRunner:
                 record.error = f"{record.error}; {exc}" if record.error else str(exc)
         lab_record = LabRecord(
             record,
-            f"{vip}:{spec.proxy.listen.port}",
-            targets.active,
-            targets.standby,
-            float(spec.proxy.keepalived.advert_int),
-            fault_start,
-            fault_end,
-            run.heal_time,
-            run.cut_time,
-            str(targets.old_master),
-            spec.redis.min_replicas_max_lag,
-            monitor.samples(),
-            sampler.samples(),
-            run.probe.ops() if run.probe else [],
-            {name: w.ops() for name, w in writers.items()},
+            vip=f"{vip}:{spec.proxy.listen.port}",
+            active=targets.active,
+            standby=targets.standby,
+            advert_s=float(spec.proxy.keepalived.advert_int),
+            fault_start=fault_start,
+            fault_end=fault_end,
+            heal_time=run.heal_time,
+            cut_time=run.cut_time,
+            old_master=str(targets.old_master),
+            max_lag_s=spec.redis.min_replicas_max_lag,
+            cut_shards=targets.cut_shards,
+            vip_samples=monitor.samples(),
+            route_samples=sampler.samples(),
+            probe_ops=run.probe.ops() if run.probe else [],
+            compare={name: w.ops() for name, w in writers.items()},
         )
         result = ScenarioResult(
             scenario, record, scenario_figures(lab_record, scenario.bars), broken

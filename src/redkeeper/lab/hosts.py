@@ -79,6 +79,21 @@ def group_members(pgid: int) -> list[int]:
     return found
 
 
+def ancestors(pid: int, depth: int = 8) -> list[int]:
+    """`pid` and its parents (up to `depth`), from /proc."""
+    chain = [pid]
+    for _ in range(depth):
+        try:
+            raw = Path(f"/proc/{chain[-1]}/stat").read_text()
+        except OSError:
+            break
+        parent = int(raw[raw.rfind(")") + 2 :].split()[1])
+        if parent <= 1:
+            break
+        chain.append(parent)
+    return chain
+
+
 class HostRunner:
     """Start and stop the units of the lab's hosts (no state of its own but the children
     it must reap)."""

@@ -16,6 +16,8 @@ Probes run as threads of this process inside the client host (`net.enter`).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import secrets
 import shutil
@@ -27,7 +29,7 @@ from pathlib import Path
 
 from redkeeper.errors import EXIT_INTERRUPTED, LabError
 from redkeeper.lab import checks, net
-from redkeeper.lab.hosts import HostRunner
+from redkeeper.lab.hosts import HostRunner, ancestors
 from redkeeper.lab.plan import LabHost, LabPlan, build_commands, partition_rules, plan_lab, ruleset
 from redkeeper.lab.state import HostProcess, LabState, clear_state, read_state, write_state
 from redkeeper.lab.units import HOST_DIRS, OVERLAY_DIR, Unit
@@ -307,6 +309,24 @@ class Lab:
         if process is not None:
             self.runner.stop(state.plan.host(name), process, self.timings.stop)
             self._save(self.require().without_process(name, unit))
+
+    def endpoint_pids(self, name: str) -> list[int]:
+        """Every process of a proxy host but keepalived's: the endpoint (the redkeeper proxy
+        and its workers, or the agent and the nutcracker it runs in its own session)."""
+        state = self.require()
+        host = state.plan.host(name)
+        keepalived = state.process(name, "keepalived")
+        root = keepalived.record.pid if keepalived else None
+        pids = net.processes_in([host.namespace])
+        return sorted(p for p in pids if root is None or root not in ancestors(p))
+
+    def signal_endpoint(self, name: str, sig: int) -> int:
+        """Send `sig` to the endpoint's processes (`endpoint_pids`); how many."""
+        pids = self.endpoint_pids(name)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        return len(pids)
 
     def signal_unit(self, name: str, unit: str, sig: int) -> HostProcess:
         state = self.require()

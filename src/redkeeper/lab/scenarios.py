@@ -65,17 +65,19 @@ class LabBars:
     """What a lab scenario must show (evaluated by `lab.figures`).
 
     wu: bound on write unavailability through the VIP ("advert": 3 × advert_int + 1 s,
-    "dam": down-after + 5 s, "none": reported only). lost_zero: 0 acknowledged writes lost
-    (else ≤ connections, the in-flight bound of drills.md). failover: shard 1 fails over
-    exactly once (else no failover at all). refusal: the isolated old master refuses writes
-    within min_replicas_max_lag + 1.5 s. vip_after_heal: the VIP is on both hosts for at
-    most 2 × advert_int after the heal. routes_agree: both proxies always route every shard
-    alike (a partition's minority side excepted). heal_errors_zero: no write through the VIP
-    fails after the heal.
+    "dam": down-after + 5 s, "none": reported only). lost: "zero", "inflight" (≤ connections
+    per master cut off: the in-flight bound of drills.md) or "report" (a split where the old
+    master keeps acknowledging: counted, no bar). failover: every shard whose master is on
+    shard 1's master's host fails over exactly once (the masters move between hosts from
+    one scenario to the next), no other shard (else no failover at all). refusal: the
+    isolated old master refuses writes within min_replicas_max_lag + 1.5 s.
+    vip_after_heal: the VIP is on both hosts for at most 2 × advert_int after the heal.
+    routes_agree: both proxies always route every shard alike (a partition's minority side
+    excepted). heal_errors_zero: no write through the VIP fails after the heal.
     """
 
     wu: Literal["advert", "dam", "none"] = "advert"
-    lost_zero: bool = True
+    lost: Literal["zero", "inflight", "report"] = "zero"
     failover: bool = False
     refusal: bool = False
     vip_after_heal: bool = False
@@ -92,11 +94,10 @@ class LabBars:
         else:
             out.append("write unavailability through the VIP reported only")
         out.append(
-            "0 acknowledged writes lost"
-            if self.lost_zero
-            else "acknowledged writes lost ≤ connections"
+            "exactly 1 failover of each shard whose master was on the cut host, 0 elsewhere"
+            if self.failover
+            else "0 failovers"
         )
-        out.append("exactly 1 failover of shard 1" if self.failover else "0 failovers")
         if self.vip_moves:
             out.append("the VIP moves to the standby proxy")
         if self.refusal:
@@ -192,7 +193,7 @@ SCENARIOS: tuple[LabScenario, ...] = (
         "the host of shard 1's master is cut off by iptables inside it; Sentinel's majority "
         "promotes a replica, both proxies follow",
         (*_ISOLATE, LabStep("snapshot-old-master", ("1",)), LabStep("heal")),
-        LabBars(wu="dam", lost_zero=False, failover=True, refusal=True),
+        LabBars(wu="dam", lost="inflight", failover=True, refusal=True),
         probe_old_master=True,
     ),
     LabScenario(
@@ -211,7 +212,7 @@ SCENARIOS: tuple[LabScenario, ...] = (
             LabStep("heal"),
             LabStep("wait-demoted", ("1",)),
         ),
-        LabBars(wu="none", lost_zero=False, failover=True, refusal=True, routes_agree=False),
+        LabBars(wu="none", lost="report", failover=True, refusal=True, routes_agree=False),
         (
             "the active proxy keeps the old routes (fail static: no Sentinel majority) and, "
             "alone on its side, the VIP: the client follows the standby's gratuitous ARP",
@@ -241,7 +242,7 @@ SCENARIOS: tuple[LabScenario, ...] = (
             LabStep("wait-demoted", ("1",)),
             LabStep("sleep", seconds=1.0),
         ),
-        LabBars(wu="dam", lost_zero=False, failover=True, heal_errors_zero=True),
+        LabBars(wu="dam", lost="inflight", failover=True, heal_errors_zero=True),
         (
             "comparison: reconnecting writers (one connection per write) through the VIP and "
             "through HAProxy checking `role:master`, which admits the returning old master",

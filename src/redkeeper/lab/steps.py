@@ -50,7 +50,7 @@ class Targets:
     master_host: str  # the host of shard 1's master
     old_master: Address  # shard 1's master
     rest: list[str]  # the Redis/Sentinel hosts but the master's
-    endpoint: str  # the endpoint's unit: proxy (redkeeper mode) or agent
+    cut_shards: list[str]  # every shard whose master is on `master_host` (not only shard 1)
 
     def hosts(self, selector: str) -> list[str]:
         table = {
@@ -73,13 +73,14 @@ def resolve(lab: Lab, topology: Topology, plan: LabPlan, password: str | None) -
     active = holders[0]
     standby = next((p for p in proxies if p != active), None)
     shard = topology.shards[0].name
-    master = current_masters(topology, password).addresses[shard]
+    masters = current_masters(topology, password).addresses
+    master = masters[shard]
     host = plan.by_address(master.host)
     if host is None:
         raise DrillError(f"{shard}'s master {master} is on no lab host")
     rest = [h.name for h in plan.with_role("redis") if h.name != host.name]
-    endpoint = "proxy" if topology.spec.proxy.mode == "redkeeper" else "agent"
-    return Targets(active, standby, host.name, master, rest, endpoint)
+    cut = [s.name for s in topology.shards if masters[s.name].host == master.host]
+    return Targets(active, standby, host.name, master, rest, cut)
 
 
 @dataclass
@@ -117,7 +118,6 @@ class ScenarioRun:
             not in ("wait-failover", "wait-refusal", "wait-demoted", "snapshot-old-master")
             else []
         )
-        unit = self.targets.endpoint if step.unit == "endpoint" else step.unit
         action = step.action
         if action == "crash-host":
             for host in hosts:
@@ -131,15 +131,17 @@ class ScenarioRun:
                 "cont-unit": signal.SIGCONT,
             }[action]
             for host in hosts:
-                self.fault(index, action.removesuffix("-unit"), f"{host}/{unit}")
-                if action == "kill-unit":
-                    self.lab.kill_unit(host, unit)
+                self.fault(index, action.removesuffix("-unit"), f"{host}/{step.unit}")
+                if step.unit == "endpoint":
+                    self.lab.signal_endpoint(host, sig)
+                elif action == "kill-unit":
+                    self.lab.kill_unit(host, step.unit)
                 else:
-                    self.lab.signal_unit(host, unit, sig)
+                    self.lab.signal_unit(host, step.unit, sig)
                 if action == "stop-unit":
-                    self.stopped.append((host, unit))
+                    self.stopped.append((host, step.unit))
                 elif action == "cont-unit":
-                    self.stopped.remove((host, unit))
+                    self.stopped.remove((host, step.unit))
         elif action in ("isolate", "partition"):
             groups = (
                 [hosts]

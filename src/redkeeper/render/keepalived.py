@@ -77,7 +77,9 @@ def _health_url(topology: Topology) -> str:
 
 def _checks(topology: Topology) -> list[str]:
     """The two track scripts (module docstring). In restart/steady mode the endpoint is
-    nutcracker: alive when its stats port answers (HTTP/0.9-like JSON)."""
+    nutcracker: alive when its stats port answers (read as telnet: nutcracker writes its
+    JSON without reading a request, and an unread HTTP request makes it reset the
+    connection; keepalived's scripts have /dev/null as stdin)."""
     spec = topology.spec
     keepalived = spec.proxy.keepalived
     seconds = f"{keepalived.check_timeout_ms / 1000:g}"
@@ -85,8 +87,8 @@ def _checks(topology: Topology) -> list[str]:
     if spec.proxy.mode == "redkeeper":
         alive = [CURL, *CURL_FLAGS, "-sS", "-m", seconds, "-o", "/dev/null", url]
     else:
-        stats = f"http://127.0.0.1:{spec.proxy.stats.port}/"
-        alive = [CURL, *CURL_FLAGS, "-sS", "--http0.9", "-m", seconds, "-o", "/dev/null", stats]
+        stats = f"telnet://127.0.0.1:{spec.proxy.stats.port}"
+        alive = [CURL, *CURL_FLAGS, "-sS", "-m", seconds, "-o", "/dev/null", stats]
     routing = [CURL, *CURL_FLAGS, "-fsS", "-m", seconds, "-o", "/dev/null", url]
     timeout = keepalived.check_interval_s + 1
     lines: list[str] = []

@@ -11,6 +11,7 @@ from typing import Any
 
 from redkeeper.agent.health import Health
 from redkeeper.core import decide_masters
+from redkeeper.model import Address
 from redkeeper.process import port_open
 from redkeeper.proxy.haproxy import report as haproxy_report
 from redkeeper.proxy.haproxy.report import HAProxyStatus
@@ -271,7 +272,11 @@ def _proxy_status(topology: Topology, agent: Health | None) -> ProxyStatus:
         status.stats_up = agent is not None
         status.curr_connections = agent.clients if agent is not None else None
         return status
-    stats = probe.nutcracker_stats(spec.stats)
+    stats = None
+    for address in _stats_addresses(topology):
+        stats = probe.nutcracker_stats(address)
+        if stats is not None:
+            break
     if stats is not None:
         status.stats_up = True
         pool = stats.get(spec.pool, {})
@@ -287,6 +292,16 @@ def _proxy_status(topology: Topology, agent: Health | None) -> ProxyStatus:
                         if k in entry
                     }
     return status
+
+
+def _stats_addresses(topology: Topology) -> list[Address]:
+    """nutcracker's stats: `proxy.stats`, or on a wildcard with several proxy hosts, each
+    host's address (the first that answers speaks for the pool; the table of proxy hosts
+    has each one's health)."""
+    stats = topology.spec.proxy.stats
+    if stats.host in ("0.0.0.0", "::") and topology.spec.proxy.hosts:
+        return [Address(host, stats.port) for host in topology.proxy_hosts()]
+    return [stats]
 
 
 def _int(value: Any) -> int | None:
