@@ -9,7 +9,7 @@ CLIENTS_LOCK := tests/clients/package.json tests/clients/package-lock.json
 CLIENTS_CACHE := .cache/clients
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup apt clients up down test lint typecheck unit integration bench clean
+.PHONY: setup apt clients up down test lint typecheck unit integration bench drills-lab clean
 
 setup: apt $(VENV)/.installed clients
 
@@ -77,6 +77,14 @@ test: setup
 
 bench: setup
 	PATH="$$PATH:/usr/sbin:/sbin" $(PY) -m benchmarks
+
+# Every drill across hosts, each on a new lab (needs root): the figures of docs/drills.md.
+# The JSON goes to .cache/drills-lab.json, the HTML report (timeline plots) next to it.
+drills-lab: setup
+	@mkdir -p .cache
+	PATH="$$PATH:/usr/sbin:/sbin" $(VENV)/bin/redkeeper drill --lab --fresh \
+	  --report .cache/drills-lab.html --json > .cache/drills-lab.json; rc=$$?; \
+	  $(PY) -m redkeeper.lab.summary .cache/drills-lab.json; exit $$rc
 
 clean:
 	rm -rf $(VENV) .redkeeper .pytest_cache .mypy_cache .ruff_cache .cache

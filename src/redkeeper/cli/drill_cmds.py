@@ -21,7 +21,7 @@ from rich.markup import escape
 
 from redkeeper.cli.app import cli, config_option, console, err_console, load
 from redkeeper.drills.scenarios import DrillError, DrillFailedError, describe_bars, select
-from redkeeper.errors import StackError
+from redkeeper.errors import StackError, UsageError
 from redkeeper.topology import Topology
 
 if TYPE_CHECKING:
@@ -85,6 +85,12 @@ def _interrupt_on_sigterm() -> Iterator[None]:
 @click.option(
     "--lab-prefix", default="rk", show_default=True, help="With --lab: its namespace prefix."
 )
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="With --lab: a new lab for every scenario (one master per Redis host, the VIP on its "
+    "preferred host); needs no lab running.",
+)
 @click.option("--list", "list_only", is_flag=True, help="Describe the scenarios and their bars.")
 @click.option(
     "--connections",
@@ -110,6 +116,7 @@ def drill(
     on_lab: bool,
     lab_dir: Path,
     lab_prefix: str,
+    fresh: bool,
     list_only: bool,
     connections: int,
     rate: float,
@@ -121,8 +128,11 @@ def drill(
     keys under drill:* and deletes them after each scenario. Exit status 1 when a scenario
     misses one of its bars. With --lab: the scenarios across hosts (`--lab --list`).
     """
+    if fresh and not on_lab:
+        raise UsageError("--fresh is an option of --lab (a new lab for every scenario)")
     if on_lab:
         _lab_drill(
+            fresh,
             scenarios,
             config,
             as_json,
@@ -188,6 +198,7 @@ def _finish(
 
 
 def _lab_drill(
+    fresh: bool,
     names: tuple[str, ...],
     config: Path | None,
     as_json: bool,
@@ -226,7 +237,9 @@ def _lab_drill(
     lab = Lab(lab_dir, prefix=prefix, log=_log)
     with (
         _interrupt_on_sigterm(),
-        LabDrillRunner(lab, topology_file=config, log=_log, settings=settings) as runner,
+        LabDrillRunner(
+            lab, topology_file=config, log=_log, settings=settings, fresh=fresh
+        ) as runner,
     ):
         run = runner.run(chosen, repeat)
     _finish(run, as_json, report_path, figures_dir)

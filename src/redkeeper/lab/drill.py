@@ -66,8 +66,12 @@ class LabDrillRunner:
         topology_file: Path | None = None,
         log: Log = lambda _m: None,
         settings: RunnerSettings | None = None,
+        fresh: bool = False,
     ) -> None:
+        """`fresh`: build a new lab for every scenario (each starts with one master per
+        Redis host and the VIP on its preferred host); refused while a lab runs."""
         self.lab = lab
+        self.fresh = fresh
         self.topology_file = topology_file
         self.log = log
         self.settings = settings or lab_settings()
@@ -88,6 +92,11 @@ class LabDrillRunner:
 
     def open(self) -> None:
         state = self.lab.state()
+        if state is not None and self.fresh:
+            raise DrillError(
+                f"--fresh builds a lab per scenario, but one runs from {self.lab.lab_dir} "
+                "(fix: redkeeper lab down, or drop --fresh)"
+            )
         if state is None:
             self.log(f"no lab in {self.lab.lab_dir}: building one")
             self.own = True
@@ -178,14 +187,31 @@ class LabDrillRunner:
             self.settings.workload.rate,
             self.own,
         )
+        first = True
         for _ in range(repeat):
             for scenario in scenarios:
+                if self.fresh and not first:
+                    self._rebuild()
+                first = False
                 result = self.run_scenario(scenario)
                 run.results.append(result)
                 if result.broken:
                     run.error = result.record.error
                     return run
         return run
+
+    def _rebuild(self) -> None:
+        """--fresh: take the lab down and build it again (this thread leaves the old client
+        host first, and enters the new one)."""
+        self.log("--fresh: building a new lab for the next scenario")
+        self._stack.close()
+        self._stack = contextlib.ExitStack()
+        self.lab.down()
+        state = self.lab.up(self.topology_file)
+        self.plan = state.plan
+        self._last_switch = 0.0
+        self._stack.enter_context(net.enter(self.plan.client.namespace))
+        self.restore()
 
     def _spacing(self, scenario: LabScenario) -> None:
         """Sentinel does not fail the same master name over again within 2 × failover-timeout."""
