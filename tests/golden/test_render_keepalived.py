@@ -51,7 +51,7 @@ def test_render_writes_a_tree_per_host_for_a_proxy_pair(tmp_path: Path) -> None:
     hosts = sorted(p.name for p in out.iterdir())
     assert hosts == ["10.213.0.11", "10.213.0.12", "10.213.0.13", "10.213.0.21", "10.213.0.22"]
     conf = out / "10.213.0.22/etc/keepalived/keepalived.conf"
-    assert "priority 100" in conf.read_text() and "auth_pass pw" in conf.read_text()
+    assert "priority 249" in conf.read_text() and "auth_pass pw" in conf.read_text()
     assert stat.S_IMODE(conf.stat().st_mode) == SECRET_MODE
     assert (out / "10.213.0.21/etc/systemd/system/redkeeper-proxy.service").exists()
     assert not (out / "10.213.0.11/etc/keepalived").exists()

@@ -39,7 +39,7 @@ def problems(proxy: str, extra: str = "") -> list[str]:
 def test_a_proxy_pair_with_a_vip_is_valid() -> None:
     topology = parse(PAIR)
     assert topology.proxy_hosts() == ["10.1.0.21", "10.1.0.22"]
-    assert topology.spec.proxy.priorities(0) == [101, 100]
+    assert topology.spec.proxy.priorities(0) == [250, 249]
     assert "10.1.0.22" in topology.hosts()
     assert str(topology.health_addresses()["10.1.0.22"]) == "10.1.0.22:9121"
     assert not [w for w in topology.warnings if "proxy" in w.field]
@@ -52,8 +52,8 @@ def test_priorities_spread_the_preferred_host_over_several_vips() -> None:
             "vips: [{address: 10.1.0.100, router_id: 51}, {address: 10.1.0.101, router_id: 52}]",
         ).replace("listen: 10.1.0.100:22121", "listen: 0.0.0.0:22121")
     )
-    assert topology.spec.proxy.priorities(0) == [101, 100]
-    assert topology.spec.proxy.priorities(1) == [100, 101]
+    assert topology.spec.proxy.priorities(0) == [250, 249]
+    assert topology.spec.proxy.priorities(1) == [249, 250]
 
 
 def test_a_single_proxy_host_with_a_vip_is_an_error() -> None:

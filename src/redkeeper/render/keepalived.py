@@ -1,9 +1,11 @@
 """Pure renderers for a proxy host's keepalived: keepalived.conf, the notify script, the
 sysctl drop-in for `ip_nonlocal_bind`, and keepalived's systemd unit.
 
-Seed 002's design (a VRRP instance per VIP, `state MASTER` on the preferred host, priorities
-101/100, a track script, `net.ipv4.ip_nonlocal_bind=1`), with what the lab measured
-(docs/lab.md):
+Seed 002's design (a VRRP instance per VIP, `state MASTER` on the preferred host, a track
+script, `net.ipv4.ip_nonlocal_bind=1`), with what the lab measured (docs/lab.md):
+
+- priorities 250/249 rather than 101/100: a backup's skew time, (256 − priority)/256 s, is
+  added to every takeover (0.6 s at 100, 0.03 s at 249);
 
 - the track scripts ask the local endpoint over HTTP with a timeout (a zombie passes
   `kill -0`): `chk_endpoint` fails when nothing answers (FAULT: the VIP leaves this host),

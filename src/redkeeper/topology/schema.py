@@ -133,14 +133,17 @@ class HAProxySpec(_Strict):
 
 READ_FROM = ("master", "replica", "replica-preferred")
 
+DEFAULT_PRIORITY = 250  # VipSpec: the preferred host's VRRP priority
 IFNAME_RE = re.compile(r"^[^\s/:]{1,15}$")
 
 
 class VipSpec(_Strict):
     """One virtual IP that keepalived (VRRP) moves between the proxy hosts (docs/lab.md).
 
-    `priorities`: one per proxy host, in `proxy.hosts` order; by default 101, 100, 99, …
-    starting, for the i-th VIP, at the i-th host (VIPs spread their preferred host).
+    `priorities`: one per proxy host, in `proxy.hosts` order; by default 250, 249, 248, …
+    starting, for the i-th VIP, at the i-th host (VIPs spread their preferred host). High
+    on purpose: a backup takes over 3 × advert_int + (256 − priority)/256 s after the last
+    advert, so 100 (seed 002's) adds 0.6 s to every failover, 249 adds 0.03 s.
     """
 
     address: str
@@ -245,7 +248,7 @@ class ProxySpec(_Strict):
         if vip.priorities is not None:
             return list(vip.priorities)
         count = len(self.proxy_hosts())
-        return [101 - (i - vip_index) % count for i in range(count)]
+        return [DEFAULT_PRIORITY - (i - vip_index) % count for i in range(count)]
 
     @field_validator("hosts")
     @classmethod
