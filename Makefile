@@ -3,8 +3,13 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := redis-server redis-sentinel redis-tools nutcracker haproxy keepalived iptables curl python3-venv
-BINARIES := redis-server redis-sentinel redis-cli redis-benchmark nutcracker haproxy keepalived iptables iptables-restore curl
+# gcc + python3-dev build the proxy's optional C fast path (without them it runs pure Python).
+# keepalived, iproute2, iptables, procps (sysctl) and curl (keepalived's track script) run the
+# multi-host lab (`redkeeper lab`, tests/integration/test_lab.py).
+APT_PACKAGES := redis-server redis-sentinel redis-tools nutcracker haproxy python3-venv \
+  gcc libc6-dev python3-dev keepalived iproute2 iptables procps curl
+BINARIES := redis-server redis-sentinel redis-cli redis-benchmark nutcracker haproxy gcc \
+  keepalived ip iptables iptables-restore sysctl curl
 CLIENTS_LOCK := tests/clients/package.json tests/clients/package-lock.json
 CLIENTS_CACHE := .cache/clients
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -28,7 +33,7 @@ apt:
 	  for s in redis-server redis-sentinel nutcracker haproxy keepalived; do $(SUDO) systemctl disable --now $$s >/dev/null 2>&1 || true; done; \
 	fi
 
-$(VENV)/.installed: pyproject.toml | apt
+$(VENV)/.installed: pyproject.toml src/redkeeper/server/_speedups.c | apt
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'

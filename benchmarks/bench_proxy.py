@@ -1,6 +1,7 @@
 """Benchmark of the redkeeper proxy against nutcracker 0.5.0 and direct Redis.
 
-Run: `python benchmarks/bench_proxy.py [--rounds 3] [--requests-p1 N] [--requests-p16 N]`.
+Run: `python benchmarks/bench_proxy.py [--rounds 3] [--requests-p1 N] [--requests-p16 N]
+[--baseline SRC]`.
 
 Starts 2 plain redis-servers (no replicas, no persistence), nutcracker with the same named
 pool (fnv1a_64, ketama), and the proxy through its development entry
@@ -12,6 +13,10 @@ nutcracker and of the proxy (utime+stime from /proc/PID/stat over each run), and
 (redis-benchmark --csv) with what each proxy adds over direct Redis. Targets for one process:
 >= 1.0x nutcracker at -P 1, >= 0.8x at -P 16, CPU/request <= 1.2x nutcracker's, added p99 <=
 nutcracker's + 0.2 ms. Every figure is printed, none asserted; every process is stopped.
+
+`--baseline SRC` adds a fourth path in the same interleaved rounds: the proxy run from another
+source tree's `SRC/redkeeper` (e.g. `git archive <commit> src | tar -x -C /tmp/base`, then
+`--baseline /tmp/base/src`), for a before/after comparison on one machine state.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ HOST = "127.0.0.1"
 TESTS = ("SET", "GET")
 TICKS = os.sysconf("SC_CLK_TCK")
 PATHS = ("direct", "nutcracker", "proxy")
+BASELINE = "baseline"
 
 
 @dataclass
@@ -85,7 +91,22 @@ def _start(name: str, argv: list[str], root: Path, port: int) -> ManagedProcess:
     return process
 
 
-def start_all(root: Path) -> tuple[list[ManagedProcess], dict[str, tuple[int, int | None]]]:
+def _proxy_argv(port: int, shards: dict[str, Address], source: Path | None) -> list[str]:
+    if source is None:
+        argv = [sys.executable, "-m", "redkeeper.server"]
+    else:  # another tree's package first on sys.path
+        run = "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+        run += "runpy.run_module('redkeeper.server', run_name='__main__', alter_sys=True)"
+        argv = [sys.executable, "-c", run, str(source.resolve())]
+    argv += ["--listen", f"{HOST}:{port}", "--hash", "fnv1a_64", "--distribution", "ketama"]
+    for name, address in shards.items():
+        argv += ["--server", f"{name}={address}"]
+    return argv
+
+
+def start_all(
+    root: Path, baseline: Path | None = None
+) -> tuple[list[ManagedProcess], dict[str, tuple[int, int | None]]]:
     """The processes, and per path: (port, pid to measure CPU of, or None)."""
     started: list[ManagedProcess] = []
     shards: dict[str, Address] = {}
@@ -105,28 +126,32 @@ def start_all(root: Path) -> tuple[list[ManagedProcess], dict[str, tuple[int, in
     nutcracker = _start("nutcracker", nc_argv, root, nc_port)
     started.append(nutcracker)
     proxy_port = free_port(HOST)
-    argv = [sys.executable, "-m", "redkeeper.server", "--listen", f"{HOST}:{proxy_port}"]
-    argv += ["--hash", "fnv1a_64", "--distribution", "ketama"]
-    for name, address in shards.items():
-        argv += ["--server", f"{name}={address}"]
-    proxy = _start("proxy", argv, root, proxy_port)
+    proxy = _start("proxy", _proxy_argv(proxy_port, shards, None), root, proxy_port)
     started.append(proxy)
     first = shards["shard1"].port
-    return started, {
+    paths: dict[str, tuple[int, int | None]] = {
         "direct": (first, None),
         "nutcracker": (nc_port, nutcracker.pid),
         "proxy": (proxy_port, proxy.pid),
     }
+    if baseline is not None:
+        base_port = free_port(HOST)
+        base = _start(BASELINE, _proxy_argv(base_port, shards, baseline), root, base_port)
+        started.append(base)
+        paths[BASELINE] = (base_port, base.pid)
+    return started, paths
 
 
 def measure(
     paths: dict[str, tuple[int, int | None]], pipeline: int, requests: int, rounds: int
 ) -> dict[str, Figures]:
-    results = {name: Figures() for name in PATHS}
+    names = tuple(paths)
+    results = {name: Figures() for name in names}
     for port, _ in paths.values():  # warm up connections and the proxy's hash cache
         redis_benchmark(port, pipeline, min(requests, 20_000))
     for round_ in range(rounds):
-        order = PATHS[round_ % 3 :] + PATHS[: round_ % 3]
+        shift = round_ % len(names)
+        order = names[shift:] + names[:shift]
         for name in order:
             port, pid = paths[name]
             before = cpu_seconds(pid) if pid else 0.0
@@ -147,8 +172,7 @@ def report(pipeline: int, requests: int, rounds: int, results: dict[str, Figures
         f"{'path':<12}{'ops/s':>12}{'x nutcracker':>14}{'CPU us/req':>12}{'p99 ms':>9}"
         f"{'+p99 vs direct':>16}"
     )
-    for name in PATHS:
-        figures = results[name]
+    for name, figures in results.items():
         ops, p99, cpu = figures.median("ops"), figures.median("p99_ms"), figures.median("cpu_us")
         cpu_text = "-" if math.isnan(cpu) else f"{cpu:.2f}"
         added = "-" if name == "direct" else f"{p99 - direct_p99:+.3f}"
@@ -165,6 +189,17 @@ def report(pipeline: int, requests: int, rounds: int, results: dict[str, Figures
         f"(rounds: {', '.join(f'{r:.2f}' for r in per_round)}), CPU/request {cpu_ratio:.2f}x, "
         f"added p99 {added_p:+.3f} ms vs nutcracker's {added_n:+.3f} ms"
     )
+    if BASELINE in results:
+        base_rounds = [
+            p.ops / b.ops
+            for p, b in zip(results["proxy"].samples, results[BASELINE].samples, strict=True)
+        ]
+        proxy, before = results["proxy"], results[BASELINE]
+        print(
+            f"proxy / baseline: ops {proxy.median('ops') / before.median('ops'):.2f}x "
+            f"(rounds: {', '.join(f'{r:.2f}' for r in base_rounds)}), CPU/request "
+            f"{proxy.median('cpu_us') / before.median('cpu_us'):.2f}x"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,12 +207,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests-p1", type=int, default=40_000)
     parser.add_argument("--requests-p16", type=int, default=200_000)
+    parser.add_argument("--baseline", type=Path, default=None, help="another tree's src/")
+    parser.add_argument("--pipelines", default="1,16", help="comma-separated -P values")
     args = parser.parse_args(argv)
+    sizes = {1: args.requests_p1, 16: args.requests_p16}
     started_at = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
-        started, paths = start_all(Path(tmp))
+        started, paths = start_all(Path(tmp), args.baseline)
         try:
-            for pipeline, requests in ((1, args.requests_p1), (16, args.requests_p16)):
+            for pipeline in (int(p) for p in args.pipelines.split(",")):
+                requests = sizes.get(pipeline, args.requests_p16)
                 results = measure(paths, pipeline, requests, args.rounds)
                 report(pipeline, requests, args.rounds, results)
         finally:

@@ -169,8 +169,10 @@ def proxy_process(
 
 
 @contextlib.contextmanager
-def nutcracker(root: Path, shards: Mapping[str, Address]) -> Iterator[int]:
-    """nutcracker 0.5.0 with the same named pool; yields its port."""
+def nutcracker(
+    root: Path, shards: Mapping[str, Address], hash_tag: str | None = None
+) -> Iterator[int]:
+    """nutcracker 0.5.0 with the same named pool (and `hash_tag`, if given); yields its port."""
     binary = find_binary("nutcracker")
     root.mkdir(parents=True, exist_ok=True)
     for attempt in range(3):
@@ -183,8 +185,10 @@ def nutcracker(root: Path, shards: Mapping[str, Address]) -> Iterator[int]:
             "  distribution: ketama",
             "  auto_eject_hosts: false",
             "  timeout: 5000",
-            "  servers:",
         ]
+        if hash_tag is not None:
+            lines.append(f'  hash_tag: "{hash_tag}"')
+        lines += ["  servers:"]
         lines += [f"    - {a.host}:{a.port}:1 {name}" for name, a in shards.items()]
         conf = root / f"nutcracker-{attempt}.yml"
         conf.write_text("\n".join(lines) + "\n")

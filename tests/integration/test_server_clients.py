@@ -143,7 +143,9 @@ def test_redis_cli(proxy: ProxyThread) -> None:
     assert run("-3", "GET", "cli") == '"v"' or run("-3", "GET", "cli") == "v"
     assert "redis_version:" in run("INFO", "server")
     assert run("KEYS", "*").startswith("ERR redkeeper: KEYS is not supported")
-    assert run("MULTI").startswith("ERR redkeeper: MULTI is not supported")
+    assert run("MULTI") == "OK"  # each redis-cli run is a new connection
+    assert run("EXEC") == "ERR EXEC without MULTI"
+    assert run("WATCH", "cli").startswith("ERR redkeeper: WATCH is not supported")
     assert run("SELECT", "1").startswith("ERR redkeeper: SELECT 1 is not supported")
 
 

@@ -99,6 +99,32 @@ def test_malformed_requests_close_only_that_client(backends: list[RedisServer]) 
         steady.close()
 
 
+def test_pipeline_split_mid_request_for_longer_than_max_request_bytes(
+    backends: list[RedisServer],
+) -> None:
+    """A client that keeps pipelining, each send ending inside a request, is no "request too
+    large": only the unfinished request counts toward max_request_bytes."""
+    settings = ProxySettings(max_request_bytes=4096, max_multibulk=1000)
+    requests = b"".join(b"*3\r\n$3\r\nSET\r\n$6\r\nsp%04d\r\n$2\r\nvv\r\n" % i for i in range(2000))
+    assert len(requests) > 10 * settings.max_request_bytes
+    with ProxyThread(shards_of(backends), settings) as proxy:
+        with socket.create_connection((HOST, proxy.port), timeout=10) as sock:
+            step = 1000 - 7  # never a multiple of one request's length: every send ends midway
+            for start in range(0, len(requests), step):
+                sock.sendall(requests[start : start + step])
+                time.sleep(0.001)
+            want = b"+OK\r\n" * 2000
+            data = b""
+            deadline = time.monotonic() + 10
+            while len(data) < len(want) and time.monotonic() < deadline:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        assert data == want
+        assert proxy.client(protocol=2).get("sp1999") == b"vv"
+
+
 def test_inline_commands(backends: list[RedisServer]) -> None:
     with ProxyThread(shards_of(backends)) as proxy:
         inline = b"PING\r\nSET inl 'a b'\r\nGET inl\r\nECHO \"x\\ty\"\n"

@@ -108,7 +108,7 @@ def test_master_swap_fails_only_the_moved_shards_in_flight_requests(
         def in_flight_on_old_master() -> bool:
             link = proxy.server.pool.links.get((old.address, 2))
             conn = link.conn if link is not None else None
-            return conn is not None and len(conn.pending) >= len(k1)
+            return conn is not None and sum(w.count for w in conn.pending) >= len(k1)
 
         wait_for(in_flight_on_old_master, 10, "requests in flight to the stalled master")
         moved = {"shard1": new.address, "shard2": other.address}

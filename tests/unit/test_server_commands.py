@@ -143,7 +143,7 @@ def test_supported(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["KEYS", "SCAN", "BLPOP", "SUBSCRIBE", "MULTI", "WATCH", "SCRIPT", "FLUSHALL", "WAIT"]
+    "name", ["KEYS", "SCAN", "BLPOP", "SUBSCRIBE", "WATCH", "SCRIPT", "FLUSHALL", "WAIT"]
 )
 def test_refused_with_an_alternative(name: str) -> None:
     spec = lookup(name.encode())
@@ -151,6 +151,12 @@ def test_refused_with_an_alternative(name: str) -> None:
     text = commands.refused_error(spec)
     assert text.startswith(f"ERR redkeeper: {name} is not supported through the proxy: ")
     assert len(spec.hint) > 10
+
+
+@pytest.mark.parametrize("name", ["MULTI", "EXEC", "DISCARD", "UNWATCH"])
+def test_transaction_commands(name: str) -> None:
+    spec = lookup(name.encode())
+    assert spec is not None and spec.kind == commands.TXN and spec.arity == 1
 
 
 def test_lookup_any_case_and_unknown() -> None:

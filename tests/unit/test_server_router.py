@@ -105,12 +105,13 @@ class _Sink:
     """A waiter that records its reply."""
 
     touched = False
+    count = 1
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
 
-    def complete(self, frame: bytes) -> Client | None:
-        self.frames.append(frame)
+    def complete(self, frames: bytes) -> Client | None:
+        self.frames.append(frames)
         return None
 
     def flush(self) -> None:

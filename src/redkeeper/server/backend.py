@@ -5,8 +5,9 @@ protocol (2 or 3). It connects lazily on the first request, authenticates (`AUTH
 AUTH default <password>` for RESP3) pipelined ahead of the queued requests, and after a failed
 connect answers at once with an error until a bounded backoff has passed; the next request
 then reconnects. `BackendConnection` is the socket: every client's requests are appended to
-one output buffer that is written once per event-loop turn (`Flusher`), and replies are cut
-into frames by `resp` and handed, in FIFO order, to the waiters that asked for them.
+one output buffer that is written once per event-loop turn (`Flusher`), and replies are
+counted in frames (`fastpath.frames`) and handed, in FIFO order, to the waiters that asked
+for them: each waiter gets the contiguous run of its `count` replies in one piece.
 
 A link closed because the route table moved its shard elsewhere fails only its in-flight
 requests (they may or may not have run) and hands back the ones not yet written, which are
@@ -24,10 +25,13 @@ from collections.abc import Callable
 from typing import Protocol, cast
 
 from redkeeper.model import Address
-from redkeeper.server import resp
-from redkeeper.server.replies import Client, Flusher, Waiter, complete_all
+from redkeeper.server import fastpath, resp
+from redkeeper.server.replies import Client, Flusher, Waiter, fail_all
 
-_PLUS, _MINUS, _COLON, _DOLLAR = 43, 45, 58, 36
+_PUSH = 62  # '>': a RESP3 out-of-band push, never a reply
+_LINE = frozenset(b"+-:")  # replies that end at the first CRLF
+_DOLLAR = 36
+_SCAN_HERE = not fastpath.COMPILED  # without C, cutting single replies inline is faster
 
 
 class LinkHost(Protocol):
@@ -52,12 +56,16 @@ class BackendConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.pending: collections.deque[Waiter] = collections.deque()
         self.out: list[bytes] = []
-        self.buf = b""
-        self.sent = 0  # requests written
+        self.buf = b""  # unconsumed input, from the first reply of the head waiter
+        self.scanned = 0  # bytes of self.buf already counted as the head waiter's frames
+        self.got = 0  # frames of the head waiter counted so far
+        self.queued = 0  # requests in self.out
+        self.sent = 0  # payloads written
         self.received = 0  # replies received
         self.batches: collections.deque[tuple[float, int]] = collections.deque()
         self.dead = False
         self.paused = False
+        self.mark = link.host.flusher.mark
 
     # -- asyncio callbacks ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -74,45 +82,71 @@ class BackendConnection(asyncio.Protocol):
         pending = self.pending
         flusher = self.link.host.flusher
         ready = flusher.ready
+        frames = fastpath.frames
         n = len(buf)
-        pos = 0
+        start = 0  # the head waiter's first reply
+        pos = self.scanned  # the end of its replies counted so far
+        got = self.got
         count = 0
         try:
             while pos < n:
-                kind = buf[pos]
-                if kind in (_PLUS, _COLON, _MINUS):
-                    end = buf.find(b"\r\n", pos) + 2
-                    if end == 1:
-                        break
-                elif kind == _DOLLAR:
-                    eol = buf.find(b"\r\n", pos)
-                    if eol < 0:
-                        break
-                    length = int(buf[pos + 1 : eol])
-                    end = eol + 4 + length if length >= 0 else eol + 2
-                    if end > n:
-                        break
-                else:
-                    end = resp.frame_end(buf, pos)
-                    if end < 0:
-                        break
-                    if kind == 62:  # a RESP3 push is never a reply: skip it
-                        pos = end
-                        continue
                 if not pending:
                     raise resp.RespError("a reply nobody asked for")
-                client = pending.popleft().complete(buf[pos:end])
+                waiter = pending[0]
+                need = waiter.count
+                if _SCAN_HERE and need == 1:  # pure Python: the common replies inline
+                    kind = buf[pos]
+                    if kind in _LINE:
+                        end = buf.find(b"\r\n", pos) + 2
+                        if end == 1:
+                            break
+                    elif kind == _DOLLAR:
+                        eol = buf.find(b"\r\n", pos)
+                        if eol < 0:
+                            break
+                        length = int(buf[pos + 1 : eol])
+                        end = eol + 4 + length if length >= 0 else eol + 2
+                        if end > n:
+                            break
+                    else:
+                        end = resp.frame_end(buf, pos)
+                        if end < 0:
+                            break
+                        if kind == _PUSH:
+                            buf = buf[:pos] + buf[end:]
+                            n = len(buf)
+                            continue
+                    pos = end
+                    got = 1
+                else:
+                    found, pos = frames(buf, pos, need - got)
+                    got += found
+                if got < need:
+                    if pos < n and buf[pos] == _PUSH:  # skip it
+                        end = resp.frame_end(buf, pos)
+                        if end < 0:
+                            break
+                        buf = buf[:pos] + buf[end:]
+                        n = len(buf)
+                        continue
+                    break
+                pending.popleft()
+                client = waiter.complete(buf[start:pos] if start or pos < n else buf)
                 count += 1
+                got = 0
+                start = pos
                 if client is not None and not client.touched:
                     client.touched = True
                     ready.append(client)
-                pos = end
         except (resp.RespError, ValueError) as exc:
             self.buf = b""
+            self.scanned = self.got = 0
             flusher.schedule()
             self.link.reset(self, f"sent an invalid reply ({exc})")
             return
-        self.buf = buf[pos:] if pos < n else b""
+        self.buf = buf[start:] if start < n else b""
+        self.scanned = pos - start
+        self.got = got
         if count:
             flusher.schedule()
             self.received += count
@@ -139,16 +173,18 @@ class BackendConnection(asyncio.Protocol):
     # -- used by the link ----------------------------------------------------------------------
     def write(self, payload: bytes, waiter: Waiter) -> None:
         self.pending.append(waiter)
+        self.queued += waiter.count
         out = self.out
         out.append(payload)
         if len(out) == 1:
-            self.link.host.flusher.mark(self)
+            self.mark(self)
 
     def flush(self, now: float) -> None:
         if not self.out or self.dead or self.transport is None:
             return
         self.sent += len(self.out)
-        self.link.requests += len(self.out)
+        self.link.requests += self.queued
+        self.queued = 0
         self.batches.append((now, self.sent))
         data = b"".join(self.out) if len(self.out) > 1 else self.out[0]
         self.out = []
@@ -163,6 +199,7 @@ class BackendConnection(asyncio.Protocol):
         in_flight = waiters[: len(waiters) - unsent_count]
         unsent = list(zip(self.out, waiters[len(waiters) - unsent_count :], strict=True))
         self.out = []
+        self.queued = 0
         self.batches.clear()
         if self.paused:
             self.paused = False
@@ -180,9 +217,11 @@ class _Handshake:
         self.link = link
         self.conn = conn
 
-    def complete(self, frame: bytes) -> Client | None:
-        if resp.is_error(frame):
-            text = frame[1:].decode(errors="replace").strip()
+    count = 1
+
+    def complete(self, frames: bytes) -> Client | None:
+        if resp.is_error(frames):
+            text = frames[1:].decode(errors="replace").strip()
             self.link.reset(self.conn, f"refused the handshake: {text}")
         return None
 
@@ -229,7 +268,7 @@ class BackendLink:
         if self.connecting is None:
             loop = self.host.flusher.loop
             if loop.time() < self.retry_at:
-                complete_all([(waiter, self._unreachable())])
+                fail_all([waiter], self._unreachable())
                 return
             self._connect(loop)
         self.waiting.append((payload, waiter))
@@ -285,7 +324,7 @@ class BackendLink:
         self.host.link_state(self, False)
         error = self._unreachable()
         waiting, self.waiting = self.waiting, []
-        complete_all([(waiter, error) for _, waiter in waiting])
+        fail_all([waiter for _, waiter in waiting], error)
 
     def lost(self, conn: BackendConnection, exc: Exception | None) -> None:
         """The socket closed (by the backend, a reset, or us)."""
@@ -308,7 +347,7 @@ class BackendLink:
             self.conn = None
             self.host.link_state(self, False)
         error = resp.error(message)
-        complete_all([(w, error) for w in in_flight] + [(w, error) for _, w in unsent])
+        fail_all(in_flight + [w for _, w in unsent], error)
 
     def check_timeout(self, now: float, timeout: float) -> None:
         conn = self.conn
@@ -325,12 +364,12 @@ class BackendLink:
         connecting, self.connecting = self.connecting, None
         unsent: list[tuple[bytes, Waiter]] = []
         error = resp.error(message)
-        failed: list[tuple[Waiter, bytes]] = []
+        failed: list[Waiter] = []
         for c in (conn, connecting):
             if c is None:
                 continue
             in_flight, not_written = c.take_all()
-            failed += [(w, error) for w in in_flight]
+            failed += in_flight
             unsent += not_written
             if c.transport is not None:
                 c.transport.abort()
@@ -338,7 +377,7 @@ class BackendLink:
         self.waiting = []
         if conn is not None:
             self.host.link_state(self, False)
-        complete_all(failed)
+        fail_all(failed, error)
         for payload, waiter in unsent:
             self.redispatch(self, payload, waiter)
 

@@ -1,14 +1,17 @@
 """One client connection of the proxy: parse requests, route them, answer in request order.
 
-Owns the client side of the data plane. Requests are parsed by `hiredis.Reader` (RESP
-multibulk) or, at a request boundary when the first byte is not `*`, as inline commands
-(Redis's rules); each gets a `Slot` in the connection's FIFO, and replies are written in
-request order as soon as the head of the FIFO is complete (a slow shard delays this client's
-later replies: head-of-line blocking, bounded by the server timeout). Keyed commands go to the
-shard `Router` places them on, over the backend links of the client's protocol (RESP2 or
-RESP3, chosen by HELLO); multi-key commands are split and merged by `split`; LOCAL commands
-are answered by `local`. Reading pauses while replies pile up unsent (transport high-water),
-while too many requests are in flight, while a backend is saturated, and during drain.
+Owns the client side of the data plane. At a request boundary, the fast path
+(`fastpath.route`, in C) takes the run of complete single-key requests that starts there and
+forwards each shard's share as the client's raw bytes, one payload per shard (a `Slot`, or a
+`Batch` whose replies are put back in request order); what it leaves is parsed by
+`hiredis.Reader` (RESP multibulk) or, when the first byte is not `*`, as inline commands
+(Redis's rules), and handled one request at a time (an inlined loop for single-key commands,
+`handler.RequestHandler` for everything else: multi-key, local, refused, MULTI/EXEC). Replies
+are written in request order as soon as the head of the FIFO is complete (a slow shard delays
+this client's later replies: head-of-line blocking, bounded by the server timeout), over the
+backend links of the client's protocol (RESP2 or RESP3, chosen by HELLO). Reading pauses
+while replies pile up unsent (transport high-water), while too many requests are in flight,
+while a backend is saturated, and during drain.
 A protocol error gets `-ERR Protocol error: ...` after the replies already owed, then the
 connection closes; nothing else closes it but QUIT, the idle timeout and drain.
 """
@@ -18,34 +21,37 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 import hiredis
 
-from redkeeper.server import commands, resp, split
-from redkeeper.server.backend import BackendLink
-from redkeeper.server.local import NOAUTH, PRE_AUTH, Session
+from redkeeper.server import commands, fastpath, resp
+from redkeeper.server.handler import PAUSE_DRAIN, RequestHandler
+from redkeeper.server.local import Session
 from redkeeper.server.pool import Links
-from redkeeper.server.replies import Merge, Part, Slot
+from redkeeper.server.replies import Batch, Group, Slot, Waiter
+from redkeeper.server.transaction import Transaction
 
 if TYPE_CHECKING:
     from redkeeper.server.server import ProxyServer
 
 _LOOKUP = commands._BY_BYTES  # name bytes -> spec, both cases precomputed
 _SINGLE = commands.SINGLE
-# hiredis's stub types the argument as a 1-tuple; it packs any tuple of bulk arguments.
-_PACK: Callable[[tuple[bytes, ...]], bytes] = hiredis.pack_command  # type: ignore[assignment]
+_PACK = resp.pack
+_FAST = fastpath.FAST_COMMANDS
+_ROUTE = fastpath.ROUTE
 MAX_INLINE = 64 * 1024
+MAX_RUN = fastpath.MAX_RUN  # requests one fast-path run takes at most
 
 # Reasons to pause reading (bits).
 PAUSE_WRITE = 1
 PAUSE_INFLIGHT = 2
 PAUSE_BACKEND = 4
-PAUSE_DRAIN = 8
+__all__ = ["PAUSE_BACKEND", "PAUSE_DRAIN", "PAUSE_INFLIGHT", "PAUSE_WRITE", "ClientConnection"]
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(RequestHandler, asyncio.Protocol):
     """asyncio protocol for one client socket."""
 
     def __init__(self, server: ProxyServer, session: Session) -> None:
@@ -65,9 +71,17 @@ class ClientConnection(asyncio.Protocol):
         self.since = b""  # bytes fed to hiredis since it was last at a request boundary
         self.tail = b""  # the end of the last chunk, when it ended inside a request
         self.inline = b""  # an incomplete inline line
+        self.midway = False  # hiredis holds part of a request
         self.rr = 0
         self.held: list[bytes] = []  # data that arrived while paused
         self.accepted = True
+        self.txn: Transaction | None = None  # since MULTI
+        self.owed = 0  # requests in the queue (an entry may stand for several)
+        settings = server.settings
+        self.max_inflight = settings.max_inflight
+        self.max_argc = settings.max_multibulk
+        self.max_bulk = settings.max_request_bytes
+        self.active = False  # read something since the last tick
 
     # -- asyncio callbacks -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -104,10 +118,16 @@ class ClientConnection(asyncio.Protocol):
             self.held.append(data)
             self.reapply_pause()
             return
-        self.session.last_active = self.server.loop.time()
+        self.active = True  # the tick sets session.last_active from it
         try:
-            if self.inline or (data[0] != 42 and not self.reader.has_data()):
+            if self.inline:
                 self._inline(data)
+            elif self.midway:
+                self._feed(data)
+            elif data[0] != 42:
+                self._inline(data)
+            elif _ROUTE is not None:
+                self._route(data, _ROUTE)
             else:
                 self._feed(data)
         except (hiredis.ProtocolError, resp.RespError) as exc:
@@ -120,10 +140,74 @@ class ClientConnection(asyncio.Protocol):
         if queue:
             if queue[0].data is not None:
                 self.flush()
-            if len(queue) >= self.server.settings.max_inflight:
+            if self.owed >= self.max_inflight:
                 self.pause(PAUSE_INFLIGHT)
 
     # -- parsing -----------------------------------------------------------------------------
+    def _route(self, data: bytes, route: fastpath.Route) -> None:
+        """The fast path from a request boundary; the rest goes the general way."""
+        pos = 0
+        if self.session.authed and self.txn is None:
+            dispatch = self.pool.dispatch
+            proto = self.proto
+            writes = dispatch.writes[proto]
+            reads = dispatch.reads[proto]
+            cache, index_of = dispatch.cache, dispatch.index_of
+            max_argc, max_bulk = self.max_argc, self.max_bulk
+            requests = self.metrics.requests
+            queue = self.queue
+            n = len(data)
+            while pos < n:
+                end, order, groups = route(
+                    data, pos, _FAST, cache, index_of, max_argc, max_bulk, MAX_RUN
+                )
+                if end == pos:
+                    break
+                pos = end
+                total = len(order)
+                requests[_SINGLE] += total
+                self.owed += total
+                if len(groups) == 1:
+                    code, payload, count = groups[0]
+                    slot = Slot(self, None, count)
+                    queue.append(slot)
+                    links = reads[code >> 1] if code & 1 else writes[code >> 1]
+                    if len(links) == 1:
+                        conn = links[0].conn
+                        if conn is not None:  # conn.write, inlined
+                            conn.pending.append(slot)
+                            conn.queued += count
+                            out = conn.out
+                            out.append(payload)
+                            if len(out) == 1:
+                                conn.mark(conn)
+                            continue
+                    self._send(links, payload, slot, code >> 1, bool(code & 1))
+                    continue
+                batch = Batch(self, order, len(groups))
+                queue.append(batch)
+                for i, (code, payload, count) in enumerate(groups):
+                    self._forward(code, payload, Group(batch, i, count), writes, reads)
+        if pos < len(data):
+            rest = data[pos:] if pos else data
+            if rest[0] == 42:
+                self._feed(rest)
+            else:
+                self._inline(rest)
+
+    def _forward(
+        self, code: int, payload: bytes, waiter: Waiter, writes: Links, reads: Links
+    ) -> None:
+        """Send one fast-path group: code is shard * 2 + readonly."""
+        shard = code >> 1
+        links = reads[shard] if code & 1 else writes[shard]
+        if len(links) == 1:
+            conn = links[0].conn
+            if conn is not None:
+                conn.write(payload, waiter)
+                return
+        self._send(links, payload, waiter, shard, bool(code & 1))
+
     def _feed(self, data: bytes) -> None:
         settings = self.server.settings
         bad: tuple[int, str] | None = None
@@ -139,6 +223,8 @@ class ClientConnection(asyncio.Protocol):
         gets = reader.gets
         max_multibulk = settings.max_multibulk
         fast = self._fast_path()
+        consumed = 0  # canonical RESP bytes of the requests taken (a boundary check)
+        last = b""  # the canonical bytes of the last request taken
         while True:
             request = gets()
             if request is False:
@@ -163,28 +249,48 @@ class ClientConnection(asyncio.Protocol):
                             counts[_SINGLE] += 1
                             slot = Slot(self)
                             queue_append(slot)
-                            conn.pending.append(slot)
-                            out = conn.out
-                            out.append(_PACK(tuple(request)))
-                            if len(out) == 1:
-                                conn.link.host.flusher.mark(conn)
+                            self.owed += 1
+                            payload = last = _PACK(tuple(request))
+                            consumed += len(payload)
+                            conn.write(payload, slot)
                             continue
             if len(request) > max_multibulk:
                 raise resp.RespError("invalid multibulk length")
             if request:
+                try:
+                    last = _PACK(tuple(request))
+                    consumed += len(last)
+                except TypeError:
+                    consumed = -1
                 self._handle(request)
                 if self.close_after is not None:
                     return
                 fast = self._fast_path()
+            else:
+                last = b"*0\r\n"
+                consumed += 4
         if bad is not None:
             raise resp.RespError(bad[1])
-        if reader.has_data():
-            self.partial += len(data)
+        # hiredis can have consumed every byte and still be between two arguments of a request:
+        # at a boundary when the requests taken add up to every byte fed since the last one
+        # (canonical RESP is the shortest), else check.
+        since = self.since
+        if reader.has_data() or (
+            consumed != len(since) + len(data) and not fastpath.at_boundary(since + data)
+        ):
+            self.midway = True
+            buffered = since + data
+            # Keep only the incomplete request: it starts where the requests taken end, when
+            # the last one taken sits there byte for byte (else keep all, as before).
+            if consumed > 0 and last and buffered[consumed - len(last) : consumed] == last:
+                buffered = buffered[consumed:]
+            self.partial = len(buffered)
             if self.partial > settings.max_request_bytes:
                 raise resp.RespError("request too large (proto-max-bulk-len)")
-            self.since = self.since + data
+            self.since = buffered
             self.tail = data[-24:]
         else:
+            self.midway = False
             self.partial = 0
             if self.since:
                 self.since = self.tail = b""
@@ -203,7 +309,7 @@ class ClientConnection(asyncio.Protocol):
         | None
     ):
         """What the inlined hot path needs, or None when every request must take the long way."""
-        if not self.session.authed:
+        if not self.session.authed or self.txn is not None:
             return None
         dispatch = self.pool.dispatch
         proto = self.proto
@@ -240,118 +346,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _protocol_error(self, detail: str) -> None:
         self.metrics.error("protocol")
-        slot = Slot(self, resp.error(f"ERR Protocol error: {detail}"))
-        self.queue.append(slot)
-        self.close_after = slot
+        self.close_after = self._slot(resp.error(f"ERR Protocol error: {detail}"))
         self.pause(PAUSE_DRAIN)
-
-    # -- routing -----------------------------------------------------------------------------
-    def _reply(self, data: bytes) -> None:
-        self.queue.append(Slot(self, data))
-
-    def _handle(self, args: list[bytes]) -> None:
-        spec = _LOOKUP.get(args[0])
-        if spec is None:
-            if type(args[0]) is not bytes:
-                raise resp.RespError("expected '$' bulk strings in the request")
-            spec = commands.lookup(args[0])
-            if spec is None:
-                self.metrics.error("unknown")
-                self._reply(resp.error(commands.unknown_error(args[0])))
-                return
-        kind = spec.kind
-        self.metrics.requests[kind] += 1
-        argc = len(args)
-        arity = spec.arity
-        if (argc != arity) if arity > 0 else (argc < -arity):
-            self._reply(resp.error(commands.arity_error(args[0])))
-            return
-        if not self.session.authed and spec.name not in PRE_AUTH:
-            self._reply(NOAUTH)
-            return
-        if kind == _SINGLE:
-            dispatch = self.pool.dispatch
-            key = args[spec.first]
-            if type(key) is not bytes:
-                raise resp.RespError("expected '$', got a non-bulk key")
-            shard = dispatch.index_of(key)
-            table = dispatch.reads if spec.readonly else dispatch.writes
-            slot = Slot(self)
-            self.queue.append(slot)
-            self._send(table[self.proto][shard], _PACK(tuple(args)), slot, shard, spec.readonly)
-            return
-        self._handle_other(spec, args)
-
-    def _send(
-        self,
-        links: Sequence[BackendLink],
-        payload: bytes,
-        waiter: Slot | Part,
-        shard: int,
-        read: bool,
-    ) -> None:
-        count = len(links)
-        if count == 1:
-            links[0].send(payload, waiter)
-        elif count:
-            self.rr += 1
-            links[self.rr % count].send(payload, waiter)
-        else:
-            routes = self.pool.dispatch.routes
-            self.metrics.error("no_route")
-            waiter.complete(resp.error(routes.no_route_error(shard, read)))
-
-    def _handle_other(self, spec: commands.CommandSpec, args: list[bytes]) -> None:
-        kind = spec.kind
-        session = self.session
-        session.last_command = spec.name
-        if kind == commands.LOCAL:
-            reply, close = self.server.local.run(session, spec.name, args)
-            self.proto = session.proto
-            self._reply(reply)
-            if close:
-                self.close_after = self.queue[-1]
-                self.pause(PAUSE_DRAIN)
-            return
-        if kind == commands.REFUSED:
-            self.metrics.error("refused")
-            self._reply(resp.error(commands.refused_error(spec)))
-            return
-        for arg in args:
-            if type(arg) is not bytes:
-                raise resp.RespError("expected '$' bulk strings in the request")
-        dispatch = self.pool.dispatch
-        read = spec.readonly
-        table = (dispatch.reads if read else dispatch.writes)[self.proto]
-        if kind in (commands.MGET, commands.MSET, commands.SUM):
-            if kind == commands.MSET and argc_odd(args):
-                self._reply(resp.error(commands.arity_error(args[0])))
-                return
-            plan = split.split(spec, args, dispatch.index_of)
-            slot = Slot(self)
-            self.queue.append(slot)
-            if isinstance(plan, int):
-                self._send(table[plan], _PACK(tuple(args)), slot, plan, read)
-                return
-            merge = Merge(slot, plan.merger, len(plan.fragments))
-            for i, fragment in enumerate(plan.fragments):
-                part = Part(merge, i)
-                self._send(table[fragment.shard], fragment.payload, part, fragment.shard, read)
-            return
-        try:
-            keys = commands.keys_of(spec, args)
-        except commands.CommandError as exc:
-            self._reply(resp.error(str(exc)))
-            return
-        names = dispatch.routes.names
-        where = split.one_shard(spec, keys, dispatch.index_of, names, dispatch.hash_tag)
-        if isinstance(where, str):
-            self.metrics.error("cross_shard")
-            self._reply(resp.error(where))
-            return
-        slot = Slot(self)
-        self.queue.append(slot)
-        self._send(table[where], _PACK(tuple(args)), slot, where, read)
 
     # -- replies -----------------------------------------------------------------------------
     def flush(self) -> None:
@@ -359,15 +355,19 @@ class ClientConnection(asyncio.Protocol):
         queue = self.queue
         out: list[bytes] = []
         close = False
+        owed = self.owed
         while queue:
-            data = queue[0].data
+            slot = queue[0]
+            data = slot.data
             if data is None:
                 break
-            slot = queue.popleft()
+            queue.popleft()
+            owed -= slot.count
             out.append(data)
             if slot is self.close_after:
                 close = True
                 break
+        self.owed = owed
         transport = self.transport
         if self.closed or transport is None:
             return
@@ -377,7 +377,7 @@ class ClientConnection(asyncio.Protocol):
             transport.close()
             self.closed = True
             return
-        if self.paused & PAUSE_INFLIGHT and len(queue) < self.server.settings.max_inflight // 2:
+        if self.paused & PAUSE_INFLIGHT and owed < self.max_inflight // 2:
             self.resume(PAUSE_INFLIGHT)
         if not queue and self.server.draining:
             transport.close()
@@ -405,11 +405,6 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.abort()
         self.closed = True
-
-
-def argc_odd(args: list[bytes]) -> bool:
-    """MSET needs key/value pairs: an even argument count after the name."""
-    return (len(args) - 1) % 2 == 1
 
 
 def _address(value: object) -> str:

@@ -18,6 +18,8 @@ Classes (the `Kind` constants):
 * STORE: a key at 1 plus the keys after STORE/STOREDIST options (SORT, GEORADIUS): same shard.
 * STREAMS: XREAD/XREADGROUP: the keys are the first half after STREAMS; same shard; no BLOCK.
 * LOCAL: answered by the proxy itself (`redkeeper.server.local`).
+* TXN: MULTI, EXEC, DISCARD, UNWATCH: the client connection buffers a transaction and sends
+  it to one shard as one block (`redkeeper.server.transaction`).
 * REFUSED: an error reply naming the command and the alternative; the connection stays open.
 """
 
@@ -38,6 +40,7 @@ STORE = 7
 STREAMS = 8
 LOCAL = 9
 REFUSED = 10
+TXN = 11
 
 KIND_NAMES: tuple[str, ...] = (
     "single",
@@ -51,8 +54,10 @@ KIND_NAMES: tuple[str, ...] = (
     "streams",
     "local",
     "refused",
+    "transaction",
 )
 _KINDS = {name: code for code, name in enumerate(KIND_NAMES)}
+_KINDS["txn"] = TXN
 
 
 class CommandError(RedkeeperError):
@@ -261,6 +266,10 @@ READONLY      local    1     0     0    0     r
 READWRITE     local    1     0     0    0     r
 INFO          local    -1    0     0    0     r
 TIME          local    1     0     0    0     r
+MULTI         txn      1     0     0    0     r
+EXEC          txn      1     0     0    0     w
+DISCARD       txn      1     0     0    0     r
+UNWATCH       txn      1     0     0    0     r
 """
 
 _SCAN_EACH = "use `redkeeper check` or SCAN each master directly"
@@ -301,11 +310,10 @@ _REFUSED = {
     "MODULE": "load modules on each redis-server directly",
     "CLUSTER": "this is not Redis Cluster; keys are placed like twemproxy",
     "ASKING": "this is not Redis Cluster; keys are placed like twemproxy",
-    "MULTI": "transactions need one connection; " + _ONE_SHARD_SCRIPT,
-    "EXEC": "transactions need one connection; " + _ONE_SHARD_SCRIPT,
-    "DISCARD": "transactions need one connection; " + _ONE_SHARD_SCRIPT,
-    "WATCH": "transactions need one connection; " + _ONE_SHARD_SCRIPT,
-    "UNWATCH": "transactions need one connection; " + _ONE_SHARD_SCRIPT,
+    "WATCH": (
+        "WATCH needs a backend connection of its own, and the proxy shares them; MULTI/EXEC "
+        "with keys on one shard works without it, and for check-and-set " + _ONE_SHARD_SCRIPT
+    ),
     "SUBSCRIBE": "pub/sub needs its own connection; " + _NO_STATE,
     "PSUBSCRIBE": "pub/sub needs its own connection; " + _NO_STATE,
     "SSUBSCRIBE": "pub/sub needs its own connection; " + _NO_STATE,
@@ -386,6 +394,10 @@ def _numkeys(args: list[bytes], at: int, name: str) -> int:
     return count
 
 
+_SORT_SKIP = {b"LIMIT": 2, b"GET": 1, b"BY": 1}  # SORT options and their argument counts
+_XREAD_OPTIONS = {b"COUNT": 2, b"GROUP": 3, b"NOACK": 1}  # XREAD[GROUP] options, their widths
+
+
 def keys_of(spec: CommandSpec, args: list[bytes]) -> list[bytes]:
     """The keys of a request of any keyed class (its arity already checked).
 
@@ -412,26 +424,44 @@ def keys_of(spec: CommandSpec, args: list[bytes]) -> list[bytes]:
             raise CommandError("ERR numkeys should be greater than 0")
         return args[1:at] + args[at + 1 : at + 1 + count]
     if kind == STORE:
+        # Options start where Redis's getkeys looks for them (georadiusGetKeys: argument 5;
+        # sortGetKeys: 2, skipping the arguments of LIMIT, GET and BY), so a member or a
+        # pattern spelled "store" is not taken for the option.
         keys = [args[1]]
-        for i in range(2, len(args) - 1):
-            if args[i].upper() in (b"STORE", b"STOREDIST"):
+        skip = _SORT_SKIP if spec.name == "SORT" else {}
+        i = 2 if spec.name == "SORT" else 5
+        while i < len(args) - 1:
+            option = args[i].upper()
+            if option in (b"STORE", b"STOREDIST"):
                 keys.append(args[i + 1])
+                i += 2
+            else:
+                i += 1 + skip.get(option, 0)
         return keys
     if kind == STREAMS:
-        upper = [a.upper() for a in args]
-        if b"BLOCK" in upper:
-            raise CommandError(
-                f"ERR redkeeper: {spec.name} BLOCK is not supported through the proxy: "
-                "blocking commands would stall a shared backend connection; poll without BLOCK"
-            )
-        if b"STREAMS" not in upper:
+        # Options read in order, as xreadCommand does, so that a group, consumer or stream
+        # named "block" or "streams" is not taken for an option.
+        group = spec.name == "XREADGROUP"
+        i = 1
+        while i < len(args) and args[i].upper() != b"STREAMS":
+            option = args[i].upper()
+            if option == b"BLOCK":
+                raise CommandError(
+                    f"ERR redkeeper: {spec.name} BLOCK is not supported through the proxy: "
+                    "blocking commands would stall a shared backend connection; poll without "
+                    "BLOCK"
+                )
+            step = _XREAD_OPTIONS.get(option)
+            if step is None or (option != b"COUNT" and not group):
+                raise CommandError("ERR syntax error")
+            i += step
+        if i >= len(args):
             raise CommandError("ERR syntax error")
-        start = upper.index(b"STREAMS") + 1
-        rest = args[start:]
+        rest = args[i + 1 :]
         if not rest or len(rest) % 2:
-            raise CommandError(
-                "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must "
-                "be specified."
+            raise CommandError(  # Redis 7.0's text, for XREADGROUP too
+                "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be "
+                "specified."
             )
         return rest[: len(rest) // 2]
     return []

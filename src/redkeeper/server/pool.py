@@ -19,7 +19,7 @@ from redkeeper.model import Address
 from redkeeper.server import resp
 from redkeeper.server.backend import BackendLink
 from redkeeper.server.metrics import ProxyMetrics
-from redkeeper.server.replies import Flusher, Waiter, complete_all
+from redkeeper.server.replies import Flusher, Waiter, fail_all
 from redkeeper.server.router import Router, RouteTable
 
 PROTOCOLS = (2, 3)
@@ -33,6 +33,7 @@ class Dispatch:
     routes: RouteTable
     index_of: Callable[[bytes], int]
     cache_get: Callable[[bytes], int | None]  # the placement cache, tried inline first
+    cache: dict[bytes, int]  # that cache itself (the C fast path reads it)
     hash_tag: str | None
     writes: tuple[Links, ...]  # indexed by protocol (2 or 3)
     reads: tuple[Links, ...]
@@ -121,6 +122,7 @@ class BackendPool:
             routes,
             self.router.index_of,
             self.router.hash_cache.get,
+            self.router.hash_cache,
             self.router.hash_tag,
             tuple(writes),
             tuple(reads),
@@ -160,16 +162,16 @@ class BackendPool:
         try:
             index = dispatch.routes.index(link.shard)
         except ValueError:
-            complete_all([(waiter, resp.error(f"ERR redkeeper: {link.shard} left the pool"))])
+            fail_all([waiter], resp.error(f"ERR redkeeper: {link.shard} left the pool"))
             return
         table = dispatch.reads if link.read_role else dispatch.writes
         candidates = table[link.proto][index]
         if self.closed:
-            complete_all([(waiter, resp.error("ERR redkeeper: the proxy is shutting down"))])
+            fail_all([waiter], resp.error("ERR redkeeper: the proxy is shutting down"))
             return
         if not candidates or candidates[0] is link:
             error = dispatch.routes.no_route_error(index, link.read_role)
-            complete_all([(waiter, resp.error(error))])
+            fail_all([waiter], resp.error(error))
             return
         candidates[0].send(payload, waiter)
 

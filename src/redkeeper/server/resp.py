@@ -13,7 +13,9 @@ Pure: no I/O. Malformed input raises `RespError`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+import hiredis
 
 from redkeeper.errors import RedkeeperError
 
@@ -168,6 +170,10 @@ def mapping(pairs: Sequence[tuple[bytes, bytes]], proto: int) -> bytes:
     if proto == 3:
         return b"%%%d\r\n%s" % (len(pairs), body)
     return b"*%d\r\n%s" % (2 * len(pairs), body)
+
+
+#: hiredis's request encoder (C): a tuple of bulk arguments as one RESP request.
+pack: Callable[[tuple[bytes, ...]], bytes] = hiredis.pack_command  # type: ignore[assignment]
 
 
 def command(*args: bytes | str) -> bytes:

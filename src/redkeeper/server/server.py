@@ -175,16 +175,21 @@ class ProxyServer:
     async def _tick(self) -> None:
         period = self.settings.tick
         idle = self.settings.client_idle_timeout
-        next_idle_check = 0.0
+        next_check = 0.0
         while True:
             await asyncio.sleep(period)
             now = self.loop.time()
             self.pool.tick(now)
-            if idle > 0 and now >= next_idle_check:
-                next_idle_check = now + min(1.0, idle / 2)
-                for client in list(self.clients.values()):
-                    if not client.queue and now - client.session.last_active > idle:
-                        client.close_now()
+            if now < next_check:
+                continue
+            # Clients only flag that they read something; their last_active is set here.
+            next_check = now + (min(1.0, idle / 2) if idle > 0 else 1.0)
+            for client in list(self.clients.values()):
+                if client.active:
+                    client.active = False
+                    client.session.last_active = now
+                elif idle > 0 and not client.queue and now - client.session.last_active > idle:
+                    client.close_now()
 
     async def drain(self, timeout: float) -> None:
         """Stop accepting, let in-flight requests be answered, close everything; bounded."""

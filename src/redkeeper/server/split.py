@@ -165,11 +165,14 @@ def one_shard(
     if len(shards) == 1:
         return shards.pop()
     names = ", ".join(sorted(shard_names[s] for s in shards))
+    return f"ERR redkeeper: {spec.name} keys span shards ({names}); {hash_tag_fix(hash_tag)}"
+
+
+def hash_tag_fix(hash_tag: str | None) -> str:
+    """What to tell a user whose keys must share a shard and do not."""
     if hash_tag:
-        fix = (
+        return (
             f"give the keys a common hash tag, e.g. {hash_tag[0]}user1{hash_tag[1]}:a and "
             f"{hash_tag[0]}user1{hash_tag[1]}:b"
         )
-    else:
-        fix = "this pool has no hash_tag, so only keys that happen to share a shard can be used"
-    return f"ERR redkeeper: {spec.name} keys span shards ({names}); {fix}"
+    return "this pool has no hash_tag, so only keys that happen to share a shard can be used"
