@@ -6,7 +6,6 @@ script, `net.ipv4.ip_nonlocal_bind=1`), with what the lab measured (docs/lab.md)
 
 - priorities 250/249 rather than 101/100: a backup's skew time, (256 − priority)/256 s, is
   added to every takeover (0.6 s at 100, 0.03 s at 249);
-
 - the track scripts ask the local endpoint over HTTP with a timeout (a zombie passes
   `kill -0`): `chk_endpoint` fails when nothing answers (FAULT: the VIP leaves this host),
   `chk_routing` adds `routing_weight` while /healthz says ok (Sentinel majority), so a
