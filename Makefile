@@ -4,19 +4,23 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 # gcc + python3-dev build the proxy's optional C fast path (without them it runs pure Python).
+# keepalived, iproute2, iptables, procps (sysctl) and curl (keepalived's track script) run the
+# multi-host lab (`redkeeper lab`, tests/integration/test_lab.py).
 APT_PACKAGES := redis-server redis-sentinel redis-tools nutcracker haproxy python3-venv \
-  gcc libc6-dev python3-dev
-BINARIES := redis-server redis-sentinel redis-cli redis-benchmark nutcracker haproxy gcc
+  gcc libc6-dev python3-dev keepalived iproute2 iptables procps curl
+BINARIES := redis-server redis-sentinel redis-cli redis-benchmark nutcracker haproxy gcc \
+  keepalived ip iptables iptables-restore sysctl curl
 CLIENTS_LOCK := tests/clients/package.json tests/clients/package-lock.json
 CLIENTS_CACHE := .cache/clients
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup apt clients up down test lint typecheck unit integration bench clean
+.PHONY: setup apt clients up down test lint typecheck unit integration bench drills-lab clean
 
 setup: apt $(VENV)/.installed clients
 
 # Debian packages, installed only when a binary (or Python's venv module) is missing; the
-# distribution's own redis/sentinel services are not started (they would take our ports).
+# distribution's own services (redis, sentinel, nutcracker, haproxy, keepalived) are never started:
+# they would take our ports, and a stray keepalived would answer VRRP (policy-rc.d, then disabled).
 apt:
 	@missing=""; for b in $(BINARIES); do PATH="$$PATH:/usr/sbin:/sbin" command -v $$b >/dev/null || missing="$$missing $$b"; done; \
 	python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
@@ -26,7 +30,7 @@ apt:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); rc=$$?; \
 	  $(SUDO) rm -f /usr/sbin/policy-rc.d; \
 	  if [ $$rc -ne 0 ]; then exit $$rc; fi; \
-	  for s in redis-server redis-sentinel nutcracker haproxy; do $(SUDO) systemctl disable --now $$s >/dev/null 2>&1 || true; done; \
+	  for s in redis-server redis-sentinel nutcracker haproxy keepalived; do $(SUDO) systemctl disable --now $$s >/dev/null 2>&1 || true; done; \
 	fi
 
 $(VENV)/.installed: pyproject.toml src/redkeeper/server/_speedups.c | apt
@@ -78,6 +82,14 @@ test: setup
 
 bench: setup
 	PATH="$$PATH:/usr/sbin:/sbin" $(PY) -m benchmarks
+
+# Every drill across hosts, each on a new lab (needs root): the figures of docs/drills.md.
+# The JSON goes to .cache/drills-lab.json, the HTML report (timeline plots) next to it.
+drills-lab: setup
+	@mkdir -p .cache
+	PATH="$$PATH:/usr/sbin:/sbin" $(VENV)/bin/redkeeper drill --lab --fresh \
+	  --report .cache/drills-lab.html --json > .cache/drills-lab.json; rc=$$?; \
+	  $(PY) -m redkeeper.lab.summary .cache/drills-lab.json; exit $$rc
 
 clean:
 	rm -rf $(VENV) .redkeeper .pytest_cache .mypy_cache .ruff_cache .cache

@@ -30,10 +30,14 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
         "or a failure at run time (a write, a load)",
     ),
     (EXIT_USAGE, "usage: unknown command, option or node name, bad or missing argument"),
-    (3, "environment: a binary is missing, or a port the stack needs is taken"),
+    (
+        3,
+        "environment: a binary is missing, a port the stack needs is taken, or the lab "
+        "lacks root or network namespaces",
+    ),
     (
         4,
-        "local stack: not running (status: nothing answers), already running, or a "
+        "local stack or lab: not running (status: nothing answers), already running, or a "
         "process that did not start or become ready",
     ),
     (5, "Sentinel: fewer than a majority answer, or no master is known"),
@@ -122,6 +126,19 @@ class ProcessError(RedkeeperError):
 
 class StackError(RedkeeperError):
     """The local stack is in a state that forbids the action (already up, not up, ...)."""
+
+    exit_code = 4
+
+
+class LabEnvironmentError(RedkeeperError):
+    """The lab cannot run here: not root, no network namespaces, a command that fails."""
+
+    exit_code = 3
+
+
+class LabError(RedkeeperError):
+    """The lab is in a state that forbids the action (already up, not up, unknown host), or
+    a host's process did not start or become ready."""
 
     exit_code = 4
 

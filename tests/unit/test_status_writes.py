@@ -34,7 +34,7 @@ def test_no_replica_connected(tmp_path: Path) -> None:
 def test_replicas_connected_but_lagging(tmp_path: Path) -> None:
     reason = write_refusal(_topology(tmp_path, 2), "127.0.0.1:7003", [_master(2, 1)])
     assert reason is not None
-    assert "has 1 of 2 required replicas connected within min_replicas_max_lag (10 s)" in reason
+    assert "has 1 of 2 required replicas connected within min_replicas_max_lag (3 s)" in reason
 
 
 def test_enough_replicas_or_no_setting_or_no_master(tmp_path: Path) -> None:

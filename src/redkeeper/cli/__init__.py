@@ -19,6 +19,7 @@ from redkeeper.errors import BUG, EXIT_BUG, EXIT_INTERRUPTED, RedkeeperError
 # Importing the command modules registers their commands on `cli`.
 from redkeeper.cli import agent_cmds, data_cmds, drill_cmds, hook_cmds  # noqa: F401  # isort: skip
 from redkeeper.cli import node_cmds, ops_cmds, proxy_cmds, stack_cmds, topology_cmds  # noqa: F401  # isort: skip
+from redkeeper.cli import lab_cmds  # noqa: F401  # isort: skip
 
 __all__ = ["cli", "main"]
 

@@ -14,14 +14,18 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
 
 from redkeeper.cli.app import cli, config_option, console, err_console, load
 from redkeeper.drills.scenarios import DrillError, DrillFailedError, describe_bars, select
-from redkeeper.errors import StackError
+from redkeeper.errors import StackError, UsageError
 from redkeeper.topology import Topology
+
+if TYPE_CHECKING:
+    from redkeeper.drills.runner import DrillRun
 
 
 def _log(message: str) -> None:
@@ -63,11 +67,38 @@ def _interrupt_on_sigterm() -> Iterator[None]:
     "(needs `pip install 'redkeeper[report]'`).",
 )
 @click.option("--repeat", type=click.IntRange(1, 50), default=1, help="Run the list N times.")
+@click.option(
+    "--lab",
+    "on_lab",
+    is_flag=True,
+    help="Drills across hosts on the lab (`redkeeper lab`; needs root): the workload on the "
+    "client host, through the virtual IP. Uses the running lab, or builds one (-c: its "
+    "topology) and takes it down afterwards.",
+)
+@click.option(
+    "--lab-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path(".redkeeper-lab"),
+    show_default=True,
+    help="With --lab: the lab's directory.",
+)
+@click.option(
+    "--lab-prefix", default="rk", show_default=True, help="With --lab: its namespace prefix."
+)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="With --lab: a new lab for every scenario (one master per Redis host, the VIP on its "
+    "preferred host); needs no lab running.",
+)
 @click.option("--list", "list_only", is_flag=True, help="Describe the scenarios and their bars.")
 @click.option(
-    "--connections", type=click.IntRange(1, 64), default=4, show_default=True,
+    "--connections",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
     help="Client connections of the write workload (one thread each).",
-)  # fmt: skip
+)
 @click.option(
     "--rate",
     type=click.FloatRange(1.0, 2000.0),
@@ -82,6 +113,10 @@ def drill(
     report_path: Path | None,
     figures_dir: Path | None,
     repeat: int,
+    on_lab: bool,
+    lab_dir: Path,
+    lab_prefix: str,
+    fresh: bool,
     list_only: bool,
     connections: int,
     rate: float,
@@ -91,8 +126,26 @@ def drill(
     Starts its own stack (the embedded default, or -c FILE) and stops it afterwards; when the
     stack of -c FILE is already running, uses it and restores it between scenarios. Writes
     keys under drill:* and deletes them after each scenario. Exit status 1 when a scenario
-    misses one of its bars.
+    misses one of its bars. With --lab: the scenarios across hosts (`--lab --list`).
     """
+    if fresh and not on_lab:
+        raise UsageError("--fresh is an option of --lab (a new lab for every scenario)")
+    if on_lab:
+        _lab_drill(
+            fresh,
+            scenarios,
+            config,
+            as_json,
+            report_path,
+            figures_dir,
+            repeat,
+            list_only,
+            lab_dir,
+            lab_prefix,
+            connections,
+            rate,
+        )
+        return
     chosen = select(scenarios)
     if list_only:
         if as_json:
@@ -106,7 +159,7 @@ def drill(
                 click.echo(scenario.describe() + "\n")
         return
     # Lazy (module docstring): the runner (and matplotlib) only when a drill runs.
-    from redkeeper.drills import plots, report  # noqa: PLC0415
+    from redkeeper.drills import plots  # noqa: PLC0415
     from redkeeper.drills.runner import DrillRunner, RunnerSettings  # noqa: PLC0415
     from redkeeper.drills.workload import WorkloadSettings  # noqa: PLC0415
 
@@ -116,6 +169,15 @@ def drill(
     settings = RunnerSettings(workload=WorkloadSettings(connections=connections, rate=rate))
     with _interrupt_on_sigterm(), DrillRunner(topology, log=_log, settings=settings) as runner:
         run = runner.run(chosen, repeat)
+    _finish(run, as_json, report_path, figures_dir)
+
+
+def _finish(
+    run: DrillRun, as_json: bool, report_path: Path | None, figures_dir: Path | None
+) -> None:
+    """Report a run (HTML, PNGs, JSON or the table) and raise for a failed one."""
+    from redkeeper.drills import plots, report  # noqa: PLC0415
+
     if report_path is not None:
         from redkeeper.drills.html_report import write_html  # noqa: PLC0415
 
@@ -135,17 +197,71 @@ def drill(
         raise DrillFailedError(f"{len(failed)} scenario run(s) missed a bar: {', '.join(failed)}")
 
 
+def _lab_drill(
+    fresh: bool,
+    names: tuple[str, ...],
+    config: Path | None,
+    as_json: bool,
+    report_path: Path | None,
+    figures_dir: Path | None,
+    repeat: int,
+    list_only: bool,
+    lab_dir: Path,
+    prefix: str,
+    connections: int,
+    rate: float,
+) -> None:
+    """`drill --lab`: the scenarios of `redkeeper.lab.scenarios` on the lab."""
+    from redkeeper.lab.scenarios import select as select_lab  # noqa: PLC0415
+
+    chosen = select_lab(names)
+    if list_only:
+        if as_json:
+            listing = [
+                {"name": s.name, "summary": s.summary, "bars": s.bars_text()} for s in chosen
+            ]
+            click.echo(json.dumps(listing, indent=2, ensure_ascii=False))
+        else:
+            for scenario in chosen:
+                click.echo(scenario.describe() + "\n")
+        return
+    from redkeeper.drills import plots  # noqa: PLC0415
+    from redkeeper.lab.drill import LabDrillRunner, lab_settings  # noqa: PLC0415
+    from redkeeper.lab.lab import Lab  # noqa: PLC0415
+    from redkeeper.lab.net import require_root  # noqa: PLC0415
+
+    require_root()
+    if report_path is not None or figures_dir is not None:
+        plots.require_matplotlib()
+    settings = lab_settings(connections, rate)
+    lab = Lab(lab_dir, prefix=prefix, log=_log)
+    with (
+        _interrupt_on_sigterm(),
+        LabDrillRunner(
+            lab, topology_file=config, log=_log, settings=settings, fresh=fresh
+        ) as runner,
+    ):
+        run = runner.run(chosen, repeat)
+    _finish(run, as_json, report_path, figures_dir)
+
+
 @cli.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @click.option(
-    "--requests", type=click.IntRange(1000, 10_000_000), default=100_000, show_default=True,
+    "--requests",
+    type=click.IntRange(1000, 10_000_000),
+    default=100_000,
+    show_default=True,
     help="Requests per redis-benchmark run (one command, one -P, one endpoint).",
-)  # fmt: skip
+)
 @click.option(
-    "--clients", type=click.IntRange(1, 1000), default=50, show_default=True,
+    "--clients",
+    type=click.IntRange(1, 1000),
+    default=50,
+    show_default=True,
     help="Parallel connections of redis-benchmark.",
-)  # fmt: skip
+)
 def bench(config: Path | None, as_json: bool, requests: int, clients: int) -> None:
     """redis-benchmark (SET, GET, INCR, LPUSH, LPOP at -P 1 and -P 16) against shard 1's
     master directly and through the proxy, with ratios; a line per run as it goes.

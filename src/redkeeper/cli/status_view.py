@@ -93,6 +93,8 @@ def print_status(status: StackStatus, console: Console) -> None:
         if isinstance(routes, dict) and routes:
             line += "; routes " + ", ".join(f"{k} → {v}" for k, v in sorted(routes.items()))
     console.print(line, highlight=False)
+    if status.proxy_hosts:
+        _print_proxy_hosts(status, console)
     if status.haproxy is not None:
         _print_haproxy(status.haproxy, console)
     if status.healthy:
@@ -100,6 +102,37 @@ def print_status(status: StackStatus, console: Console) -> None:
     else:
         for problem in status.problems:
             console.print(f"[red]problem:[/] {escape(problem)}", highlight=False)
+
+
+def _print_proxy_hosts(status: StackStatus, console: Console) -> None:
+    hosts = status.proxy_hosts
+    shards = [s.name for s in status.shards]
+    table = _table(
+        "Proxy hosts",
+        [
+            address_column("host", [h.host for h in hosts]),
+            address_column("/healthz", [h.healthz for h in hosts]),
+            "up",
+            "routing",
+            *(
+                address_column(f"{name} →", [h.routes.get(name, "-") for h in hosts])
+                for name in shards
+            ),
+            "clients",
+        ],
+    )
+    for host in hosts:
+        table.add_row(
+            host.host,
+            host.healthz,
+            _mark(host.up),
+            ("[green]ok[/] " if host.ok else "[red]NOT ok[/] ") + (host.verdict or "-")
+            if host.up
+            else "-",
+            *(host.routes.get(name, "-") for name in shards),
+            "-" if host.clients is None else str(host.clients),
+        )
+    console.print(table)
 
 
 def _print_haproxy(haproxy: HAProxyStatus, console: Console) -> None:

@@ -67,12 +67,14 @@ def validate(file: Path) -> None:
     help="Print a unified diff of every file that changes (lines with the password masked).",
 )
 def render(file: Path, out: Path, host: str | None, dry_run: bool, show_diff: bool) -> None:
-    """Render every config (redis, sentinel, nutcracker, haproxy, systemd) under OUT, as laid
-    out on the target hosts (OUT/etc/redkeeper/…, OUT/var/lib/redkeeper/…).
+    """Render every config (redis, sentinel, nutcracker, haproxy, keepalived, systemd) under
+    OUT, as laid out on the target hosts (OUT/etc/redkeeper/…, OUT/var/lib/redkeeper/…).
 
     Only files whose content differs are written (atomically, a .bak kept, nutcracker.yml
     checked by `nutcracker -t` and haproxy.cfg by `haproxy -c` when installed here).
-    `--dry-run --diff` shows what would change and writes nothing.
+    `--dry-run --diff` shows what would change and writes nothing. With several proxy hosts
+    (`proxy.hosts`) and no --host, each host's files go under OUT/<host>/ (the proxy hosts'
+    files share paths).
     """
     topology = load(file)
     if host is not None and host not in topology.hosts():
@@ -87,29 +89,49 @@ def render(file: Path, out: Path, host: str | None, dry_run: bool, show_diff: bo
             ]
         )
     password = topology.password()
+    vrrp = topology.vrrp_password()
     text = file.read_text()
-
-    def rendered(secret: str | None) -> list[RenderedFile]:
-        return render_all(
-            topology, Layout.for_system(), password=secret, host=host, topology_text=text
-        )
-
-    files = rendered(password)
-    masks = None
-    if show_diff and password:
-        masks = secret_masks(files, rendered(placeholder_password(password)))
-    report = write_rendered(files, root=out, dry_run=dry_run, require_validators=False, masks=masks)
-    for change in report.changed:
-        click.echo(f"  {change.kind.value:<8} {change.target}")
-        if show_diff:
-            click.echo(change.diff(), nl=False)
-    for note in report.unvalidated:
-        click.echo(f"  not validated: {note}")
-    counts = (
-        f"{len(report.changed)} changed ({len(report.of(ChangeKind.ADDED))} added), "
-        f"{len(report.of(ChangeKind.UNCHANGED))} unchanged"
+    split = host is None and len(topology.proxy_hosts()) > 1
+    targets: list[tuple[str | None, Path]] = (
+        [(h, out / h) for h in topology.hosts()] if split else [(host, out)]
     )
+    total = changed = added = unchanged = 0
+    for target_host, root in targets:
+
+        def rendered(secret: str | None, vrrp_secret: str | None) -> list[RenderedFile]:
+            return render_all(
+                topology,
+                Layout.for_system(),
+                password=secret,
+                host=target_host,  # noqa: B023 (called inside this iteration only)
+                topology_text=text,
+                vrrp_password=vrrp_secret,
+            )
+
+        files = rendered(password, vrrp)
+        masks = None
+        if show_diff and (password or vrrp):
+            placeholder = rendered(
+                placeholder_password(password) if password else None,
+                placeholder_password(vrrp)[:8] if vrrp else None,
+            )
+            masks = secret_masks(files, placeholder)
+        report = write_rendered(
+            files, root=root, dry_run=dry_run, require_validators=False, masks=masks
+        )
+        for change in report.changed:
+            click.echo(f"  {change.kind.value:<8} {change.target}")
+            if show_diff:
+                click.echo(change.diff(), nl=False)
+        for note in report.unvalidated:
+            click.echo(f"  not validated: {note}")
+        total += len(files)
+        changed += len(report.changed)
+        added += len(report.of(ChangeKind.ADDED))
+        unchanged += len(report.of(ChangeKind.UNCHANGED))
+    counts = f"{changed} changed ({added} added), {unchanged} unchanged"
+    where = f"{out}/<host>/ ({len(targets)} hosts)" if split else str(out)
     if dry_run:
-        click.echo(f"dry run, nothing written: {len(files)} file(s) under {out} would be {counts}")
+        click.echo(f"dry run, nothing written: {total} file(s) under {where} would be {counts}")
     else:
-        click.echo(f"{len(files)} file(s) rendered under {out}: {counts}")
+        click.echo(f"{total} file(s) rendered under {where}: {counts}")

@@ -30,6 +30,7 @@ __all__ = [
     "Check",
     "EventRecord",
     "Fault",
+    "LabFigures",
     "Op",
     "ScenarioFigures",
     "ScenarioRecord",
@@ -140,6 +141,32 @@ class Check:
 
 
 @dataclass
+class LabFigures:
+    """What a drill across the lab's hosts adds (`redkeeper drill --lab`): the VIP, the two
+    proxies, the isolated old master, and the comparison with a role:master check."""
+
+    vip: str
+    active_proxy: str  # the VIP's holder when the scenario started
+    standby_proxy: str | None
+    wu_ms: float | None  # write unavailability through the VIP: the worst shard
+    wu_bound_ms: float | None
+    vip_holders_end: list[str]
+    vip_both_ms: float  # time with the VIP on two hosts (links up)
+    vip_both_after_heal_ms: float | None
+    vip_none_ms: float
+    vip_resolution_ms: float  # how often the holders were sampled
+    routes_always_agreed: bool  # in every sample, both proxies routed every shard alike
+    routes_disagree_ms: float
+    old_master: str | None = None  # shard 1's master when the scenario started
+    min_replicas_max_lag_s: int | None = None
+    refusal_after_cut_ms: float | None = None  # the old master's first -NOREPLICAS
+    acked_after_cut: int | None = None  # writes it acknowledged after the cut (all lost)
+    last_ack_after_cut_ms: float | None = None
+    heal_errors: int | None = None  # writes through the VIP failed after the heal
+    compare: dict[str, dict[str, int]] | None = None  # writer -> ok/failed/after-heal errors
+
+
+@dataclass
 class ScenarioFigures:
     scenario: str
     started: float
@@ -154,6 +181,7 @@ class ScenarioFigures:
     bars: list[Check]
     targets: list[Check]
     error: str | None = None
+    lab: LabFigures | None = None  # drills across the lab's hosts only
 
     @property
     def passed(self) -> bool:

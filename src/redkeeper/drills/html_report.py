@@ -10,6 +10,7 @@ import base64
 import html
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,17 @@ def _applies(fig: ScenarioFigures) -> str:
     return "<p class=note>agent applies: " + html.escape("; ".join(fig.apply_log)) + "</p>"
 
 
+def _lab(fig: ScenarioFigures) -> str:
+    """A drill across the lab's hosts: its own figures, one row each."""
+    if fig.lab is None:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{html.escape(str(value))}</td></tr>"
+        for name, value in asdict(fig.lab).items()
+    )
+    return f"<h3>Across hosts</h3><table>{rows}</table>"
+
+
 def _scenario(result: ScenarioResult) -> str:
     fig = result.figures
     verdict = "<span class=ok>PASS</span>" if fig.passed else "<span class=bad>FAIL</span>"
@@ -85,7 +97,7 @@ def _scenario(result: ScenarioResult) -> str:
         f"<p>{html.escape(result.scenario.summary)}</p><p class=note>steps: {steps}; "
         f"{fig.ops} writes in {fig.duration_s:.1f} s, {fig.applies} agent apply(ies)</p>"
         f"{notes}{error}{_applies(fig)}{_checks('Bars (pass/fail)', fig.bars)}"
-        f"{_checks('Targets (reported)', fig.targets)}<h3>Per shard</h3>{_shards(fig)}"
+        f"{_checks('Targets (reported)', fig.targets)}{_lab(fig)}<h3>Per shard</h3>{_shards(fig)}"
         f"<img alt='timeline of {fig.scenario}' src='data:image/png;base64,{png}'>"
     )
 

@@ -14,7 +14,6 @@ from rich.table import Table
 
 from redkeeper.drills.measure import apply_p99
 from redkeeper.drills.runner import DrillRun
-from redkeeper.drills.scenarios import describe_bars
 
 
 def _ms(value: float | None) -> str:
@@ -105,7 +104,7 @@ def run_json(run: DrillRun) -> dict[str, Any]:
                 **asdict(r.figures),
                 "passed": r.figures.passed,
                 "summary": r.scenario.summary,
-                "bars_text": describe_bars(r.scenario.bars),
+                "bars_text": r.scenario.bars_text(),
             }
             for r in run.results
         ],

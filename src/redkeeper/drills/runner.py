@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import TracebackType
+from typing import Protocol
 
 from redis.exceptions import RedisError
 
@@ -59,9 +60,28 @@ class RunnerSettings:
     scan_limit: int = 2_000_000  # keys per master in the placement audit
 
 
+class Described(Protocol):
+    def describe(self) -> str: ...
+
+
+class ScenarioLike(Protocol):
+    """What a report needs of a scenario: a local one (`scenarios.Scenario`) or one across
+    the lab's hosts (`lab.scenarios.LabScenario`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def notes(self) -> tuple[str, ...]: ...
+    @property
+    def steps(self) -> Sequence[Described]: ...
+    def bars_text(self) -> list[str]: ...
+
+
 @dataclass
 class ScenarioResult:
-    scenario: Scenario
+    scenario: ScenarioLike
     record: ScenarioRecord
     figures: ScenarioFigures
     broken: bool = False  # the stack did not recover: the drill stops here

@@ -97,6 +97,9 @@ class Scenario:
     bars: Bars
     notes: tuple[str, ...] = field(default=())
 
+    def bars_text(self) -> list[str]:
+        return describe_bars(self.bars)
+
     def describe(self) -> str:
         lines = [f"{self.name}: {self.summary}"]
         lines.append("  steps: " + "; ".join(s.describe() for s in self.steps))

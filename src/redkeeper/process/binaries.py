@@ -18,6 +18,10 @@ PACKAGE_OF = {
     "nutcracker": "nutcracker",
     "haproxy": "haproxy",
     "keepalived": "keepalived",
+    "iptables": "iptables",
+    "iptables-restore": "iptables",
+    "ip": "iproute2",
+    "curl": "curl",
 }
 
 

@@ -8,12 +8,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from redkeeper.model import Address
 from redkeeper.proxy.strategy import choose_strategy
 from redkeeper.render.files import SECRET_MODE, RenderedFile
 from redkeeper.render.haproxy import haproxy_argv, haproxy_plan, render_haproxy
+from redkeeper.render.keepalived import render_proxy_host
 from redkeeper.render.layout import Layout
 from redkeeper.render.nutcracker import nutcracker_argv, nutcracker_yaml, render_nutcracker
 from redkeeper.render.redis import render_redis, render_sentinel, sentinel_shard_settings
@@ -45,10 +47,8 @@ def initial_masters(topology: Topology) -> dict[str, Address]:
     return {shard.name: shard.master for shard in topology.shards}
 
 
-def _topology_copy(topology: Topology, layout: Layout, text: str) -> RenderedFile:
-    return RenderedFile(
-        layout.config("topology.yaml"), text, SECRET_MODE, topology.spec.proxy.listen.host
-    )
+def _topology_copy(topology: Topology, layout: Layout, text: str, host: str) -> RenderedFile:
+    return RenderedFile(layout.config("topology.yaml"), text, SECRET_MODE, host)
 
 
 def render_all(
@@ -60,8 +60,11 @@ def render_all(
     host: str | None = None,
     topology_text: str | None = None,
     units: bool = True,
+    vrrp_password: str | None = None,
 ) -> list[RenderedFile]:
-    """Every file of the deployment (or of `host` only), in a stable order."""
+    """Every file of the deployment (or of `host` only), in a stable order. Each proxy host
+    (`proxy.hosts`) gets the endpoint's files, and with `proxy.vips` keepalived's too
+    (`vrrp_password`: its VRRP pass, `Topology.vrrp_password`)."""
     current = dict(initial_masters(topology))
     current.update(masters or {})
     files: list[RenderedFile] = []
@@ -91,14 +94,34 @@ def render_all(
                     writable=(layout.workdir(sentinel.name), layout.log_dir),
                 )
             )
+    for proxy_host in topology.proxy_hosts():
+        if host is not None and proxy_host != host:
+            continue
+        endpoint = _endpoint_files(topology, layout, current, password, topology_text, units)
+        files += [replace(f, host=proxy_host) for f in endpoint]
+        if units:
+            files += render_proxy_host(topology, proxy_host, layout, vrrp_password)
+    return [f for f in files if host is None or f.host == host]
+
+
+def _endpoint_files(
+    topology: Topology,
+    layout: Layout,
+    current: Mapping[str, Address],
+    password: str | None,
+    topology_text: str | None,
+    units: bool,
+) -> list[RenderedFile]:
+    """The endpoint's files of one proxy host (the host field is set by the caller)."""
     mode = topology.spec.proxy.mode
     proxy_host = topology.spec.proxy.listen.host
+    files: list[RenderedFile] = []
     if topology_text is not None:
-        files.append(_topology_copy(topology, layout, topology_text))
+        files.append(_topology_copy(topology, layout, topology_text, proxy_host))
     if mode == "redkeeper":  # the redkeeper proxy reads the topology itself: no nutcracker.yml
         if units:
             files.append(_redkeeper_proxy_unit(layout, proxy_host))
-        return [f for f in files if host is None or f.host == host]
+        return files
     # steady: nutcracker's servers are HAProxy's local frontends (never change after render)
     backends = haproxy_plan(topology, layout).frontends() if mode == "steady" else current
     pool = render_nutcracker(topology, layout, backends, password)
@@ -107,8 +130,6 @@ def render_all(
         files.append(render_haproxy(topology, layout, current, password))
     if units:
         files.extend(_proxy_units(topology, layout, pool, proxy_host))
-    if host is not None:
-        files = [f for f in files if f.host == host]
     return files
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 SECRET_MODE = 0o600
 PUBLIC_MODE = 0o644
+EXEC_MODE = 0o755  # scripts keepalived runs (root's, writable by no one else)
 
 
 @dataclass(frozen=True)

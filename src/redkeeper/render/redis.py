@@ -64,6 +64,10 @@ def render_redis(
         lines.append(f"maxmemory {spec.maxmemory}")
     if password:
         lines += [f"requirepass {_quote(password)}", f"masterauth {_quote(password)}"]
+    elif not node.address.is_loopback:
+        # Without a password Redis 7 answers only loopback clients (-DENIED): replicas,
+        # Sentinels and proxies on other hosts could not connect (validate warns).
+        lines.append("protected-mode no")
     if node.address != master:
         lines.append(f"replicaof {master.host} {master.port}")
     return RenderedFile(

@@ -24,7 +24,11 @@ def render_unit(
     after: tuple[str, ...] = (),
     writable: tuple[Path, ...] = (),
     reload_signal: str | None = None,
+    pre: tuple[tuple[str, ...], ...] = (),
+    post: tuple[tuple[str, ...], ...] = (),
 ) -> RenderedFile:
+    """One unit. `pre` / `post`: ExecStartPre / ExecStopPost commands whose failure is
+    ignored (the `-` prefix): clean-ups that may find nothing to clean."""
     after_units = " ".join(["network-online.target", *after])
     lines = [
         "# rendered by redkeeper",
@@ -37,7 +41,9 @@ def render_unit(
         "Type=simple",
         f"User={user}",
         f"Group={user}",
+        *(f"ExecStartPre=-{shlex.join(cmd)}" for cmd in pre),
         f"ExecStart={shlex.join(argv)}",
+        *(f"ExecStopPost=-{shlex.join(cmd)}" for cmd in post),
         *([f"ExecReload=/bin/kill -{reload_signal} $MAINPID"] if reload_signal else []),
         "Restart=always",
         "RestartSec=1",

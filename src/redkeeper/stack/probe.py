@@ -148,11 +148,15 @@ def nutcracker_stats(address: Address, timeout: float = 0.5) -> dict[str, Any] |
     return parsed if isinstance(parsed, dict) else None
 
 
+#: Never through an HTTP proxy of the environment (http_proxy): /healthz is asked directly.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def agent_health(address: Address, timeout: float = 0.5) -> Health | None:
     """The agent's /healthz (whatever its HTTP status), or None when it does not answer."""
     url = f"http://{address}/healthz"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with _DIRECT.open(url, timeout=timeout) as response:
             body = response.read()
     except urllib.error.HTTPError as exc:
         body = exc.read()

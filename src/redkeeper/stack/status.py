@@ -5,11 +5,13 @@ The report is plain data (dataclasses → JSON); the CLI renders it as tables.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from redkeeper.agent.health import Health
 from redkeeper.core import decide_masters
+from redkeeper.model import Address
 from redkeeper.process import port_open
 from redkeeper.proxy.haproxy import report as haproxy_report
 from redkeeper.proxy.haproxy.report import HAProxyStatus
@@ -54,6 +56,19 @@ class ProxyStatus:
 
 
 @dataclass
+class ProxyHostStatus:
+    """One proxy host of several (`proxy.hosts`): its endpoint's /healthz."""
+
+    host: str
+    healthz: str  # where it was asked
+    up: bool
+    ok: bool = False
+    verdict: str | None = None
+    routes: dict[str, str] = field(default_factory=dict)
+    clients: int | None = None
+
+
+@dataclass
 class ShardStatus:
     name: str
     master: str | None  # the verdict of core.decide_masters (None: no master decided)
@@ -74,6 +89,7 @@ class StackStatus:
     problems: list[str]
     haproxy: HAProxyStatus | None = None  # steady mode only
     running: bool = True  # False: no component of the topology answers at all
+    proxy_hosts: list[ProxyHostStatus] = field(default_factory=list)  # several only
 
     @property
     def healthy(self) -> bool:
@@ -146,9 +162,14 @@ def collect(
         )
 
     metrics = topology.spec.agent.metrics
-    agent = probe.agent_health(metrics) if metrics is not None else None
+    hosts = _proxy_hosts(topology)
+    agent = next((h for h in hosts.values() if h is not None), None)
     proxy = _proxy_status(topology, agent)
     problems = judge(topology, shards, sentinels, proxy)
+    pair: list[ProxyHostStatus] = []
+    if len(hosts) > 1:
+        pair = [_host_status(topology, host, health) for host, health in hosts.items()]
+        problems += judge_proxy_hosts(pair)
     haproxy = None
     if topology.spec.proxy.mode == "steady":
         haproxy = haproxy_report.collect(
@@ -158,7 +179,7 @@ def collect(
     who = "redkeeper proxy" if topology.spec.proxy.mode == "redkeeper" else "agent"
     if agent is not None and not agent.ok:
         problems.append(f"{who}: {agent.verdict} (error: {agent.last_error})")
-    elif agent is None and (expect_agent or topology.spec.proxy.mode == "redkeeper"):
+    elif agent is None and (expect_agent or topology.spec.proxy.mode == "redkeeper") and not pair:
         problems.append(f"{who} ({metrics}) does not answer at /healthz")
     answered = (
         any(n.up for s in shards for n in s.nodes)
@@ -169,8 +190,46 @@ def collect(
         or (haproxy is not None and haproxy.up)
     )
     return StackStatus(
-        shards, sentinels, proxy, agent, problems, haproxy, answered or local_processes
+        shards, sentinels, proxy, agent, problems, haproxy, answered or local_processes, pair
     )
+
+
+def _proxy_hosts(topology: Topology) -> dict[str, Health | None]:
+    """/healthz of every proxy host (in parallel: a silent host costs one timeout)."""
+    addresses = topology.health_addresses()
+    hosts = list(addresses)
+    if len(hosts) <= 1:
+        return {h: probe.agent_health(addresses[h]) for h in hosts}
+    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+        return dict(zip(hosts, pool.map(lambda h: probe.agent_health(addresses[h]), hosts),
+                        strict=True))  # fmt: skip
+
+
+def _host_status(topology: Topology, host: str, health: Health | None) -> ProxyHostStatus:
+    where = str(topology.health_addresses()[host])
+    if health is None:
+        return ProxyHostStatus(host, where, False)
+    return ProxyHostStatus(
+        host, where, True, health.ok, health.verdict, dict(health.routes), health.clients
+    )
+
+
+def judge_proxy_hosts(hosts: list[ProxyHostStatus]) -> list[str]:
+    """Several proxy hosts: each must answer and be ok, and all route alike (pure)."""
+    problems: list[str] = []
+    for host in hosts:
+        if not host.up:
+            problems.append(f"proxy host {host.host}: /healthz ({host.healthz}) does not answer")
+        elif not host.ok:
+            problems.append(f"proxy host {host.host}: {host.verdict}")
+    answering = [h for h in hosts if h.up]
+    shards = sorted({s for h in answering for s in h.routes})
+    for shard in shards:
+        routes = {h.host: h.routes.get(shard, "-") for h in answering}
+        if len(set(routes.values())) > 1:
+            shown = ", ".join(f"{h} → {r}" for h, r in routes.items())
+            problems.append(f"{shard}: the proxy hosts route it differently ({shown})")
+    return problems
 
 
 def write_refusal(topology: Topology, master: str | None, nodes: list[NodeStatus]) -> str | None:
@@ -213,7 +272,11 @@ def _proxy_status(topology: Topology, agent: Health | None) -> ProxyStatus:
         status.stats_up = agent is not None
         status.curr_connections = agent.clients if agent is not None else None
         return status
-    stats = probe.nutcracker_stats(spec.stats)
+    stats = None
+    for address in _stats_addresses(topology):
+        stats = probe.nutcracker_stats(address)
+        if stats is not None:
+            break
     if stats is not None:
         status.stats_up = True
         pool = stats.get(spec.pool, {})
@@ -229,6 +292,16 @@ def _proxy_status(topology: Topology, agent: Health | None) -> ProxyStatus:
                         if k in entry
                     }
     return status
+
+
+def _stats_addresses(topology: Topology) -> list[Address]:
+    """nutcracker's stats: `proxy.stats`, or on a wildcard with several proxy hosts, each
+    host's address (the first that answers speaks for the pool; the table of proxy hosts
+    has each one's health)."""
+    stats = topology.spec.proxy.stats
+    if stats.host in ("0.0.0.0", "::") and topology.spec.proxy.hosts:
+        return [Address(host, stats.port) for host in topology.proxy_hosts()]
+    return [stats]
 
 
 def _int(value: Any) -> int | None:

@@ -10,6 +10,7 @@ from redkeeper.errors import Problem
 from redkeeper.model import Address
 from redkeeper.topology.resolve import Resolver, resolve_hosts, same_socket
 from redkeeper.topology.schema import TopologySpec
+from redkeeper.topology.vips import check_proxy_hosts
 
 #: The smallest `sentinel.down_after_ms` with no double failover measured here (0 in 30
 #: failovers at 1500 ms; 3 in 20 at 1000 ms): `benchmarks/bench_double_failover.py`.
@@ -272,6 +273,19 @@ def check(
             )
         )
 
+    remote = [n for s in spec.shards for n in s.nodes if not n.is_loopback]
+    if remote and not (spec.auth.password_env or spec.auth.password_file):
+        warnings.append(
+            Problem(
+                source,
+                "auth",
+                f"no password, and Redis listens on other hosts' network ({remote[0]}…): "
+                "every Redis accepts commands from any host that reaches it "
+                "(protected-mode no is rendered, or replicas could not connect)",
+                "set auth.password_env or auth.password_file, or firewall the Redis ports",
+            )
+        )
+
     agent = spec.agent
     if agent.restart == "command" and not agent.restart_cmd:
         errors.append(
@@ -292,7 +306,7 @@ def check(
             )
         )
 
-    for section in (_check_haproxy, _check_redkeeper):
+    for section in (_check_haproxy, _check_redkeeper, check_proxy_hosts):
         section_errors, section_warnings = section(spec, source)
         errors += section_errors
         warnings += section_warnings

@@ -22,6 +22,7 @@ from redkeeper.topology.checks import check
 from redkeeper.topology.schema import ShardSpec, TopologySpec
 
 DEFAULT_SOURCE = "<embedded default>"
+VRRP_PASS_MAX = 8
 
 
 def default_text() -> str:
@@ -95,29 +96,71 @@ class Topology:
         for node in self.redis_nodes():
             found.append(node.address.host)
         found.extend(s.address.host for s in self.sentinel_nodes())
-        found.append(self.spec.proxy.listen.host)
+        found.extend(self.proxy_hosts())
         return list(dict.fromkeys(found))
+
+    def proxy_hosts(self) -> list[str]:
+        """Every host that runs the endpoint (`proxy.hosts`, or the host of `proxy.listen`)."""
+        return self.spec.proxy.proxy_hosts()
+
+    def health_addresses(self) -> dict[str, Address]:
+        """Where each proxy host serves /healthz: `agent.metrics`, on the host's own address
+        when it listens on a wildcard and there are several proxy hosts."""
+        metrics = self.spec.agent.metrics
+        if metrics is None:
+            return {}
+        hosts = self.proxy_hosts()
+        if metrics.host in ("0.0.0.0", "::") and self.spec.proxy.hosts:
+            return {host: Address(host, metrics.port) for host in hosts}
+        return {hosts[0]: metrics}
 
     def password(self) -> str | None:
         """The shared password from the environment or a file, or None when auth is off."""
         auth = self.spec.auth
-        if auth.password_env:
-            value = os.environ.get(auth.password_env)
+        return self._secret("auth", auth.password_env, auth.password_file, "password")
+
+    def vrrp_password(self) -> str | None:
+        """keepalived's VRRP authentication pass (`proxy.keepalived.auth_pass_*`), or None.
+        VRRPv2's PASS authentication keeps 8 characters: a longer one is refused here."""
+        keepalived = self.spec.proxy.keepalived
+        value = self._secret(
+            "proxy.keepalived", keepalived.auth_pass_env, keepalived.auth_pass_file, "auth_pass"
+        )
+        if value is not None and (len(value) > VRRP_PASS_MAX or not value.isprintable()):
+            raise TopologyError(
+                [
+                    Problem(
+                        self.source,
+                        "proxy.keepalived.auth_pass_env"
+                        if keepalived.auth_pass_env
+                        else "proxy.keepalived.auth_pass_file",
+                        f"the VRRP pass has {len(value)} characters; keepalived uses the first "
+                        f"{VRRP_PASS_MAX} only (or it is not printable)",
+                        f"use a printable pass of at most {VRRP_PASS_MAX} characters",
+                    )
+                ]
+            )
+        return value
+
+    def _secret(self, section: str, env: str | None, file: Path | None, what: str) -> str | None:
+        """A secret named by an environment variable or a file (relative to the topology)."""
+        prefix = "password" if what == "password" else what
+        if env:
+            value = os.environ.get(env)
             if not value:
                 raise TopologyError(
                     [
                         Problem(
                             self.source,
-                            "auth.password_env",
-                            f"environment variable {auth.password_env} is not set or empty",
-                            f"export {auth.password_env}=<password> before running redkeeper",
+                            f"{section}.{prefix}_env",
+                            f"environment variable {env} is not set or empty",
+                            f"export {env}=<{what}> before running redkeeper",
                         )
                     ]
                 )
             return value
-        if auth.password_file:
-            path = auth.password_file
-            path = path if path.is_absolute() else self.base_dir / path
+        if file:
+            path = file if file.is_absolute() else self.base_dir / file
             try:
                 value = path.read_text().strip()
             except OSError as exc:
@@ -125,15 +168,15 @@ class Topology:
                     [
                         Problem(
                             self.source,
-                            "auth.password_file",
+                            f"{section}.{prefix}_file",
                             f"cannot read {path}: {exc.strerror}",
-                            "create the file (mode 0600) with the password on one line",
+                            f"create the file (mode 0600) with the {what} on one line",
                         )
                     ]
                 ) from exc
             if not value:
                 raise TopologyError(
-                    [Problem(self.source, "auth.password_file", f"{path} is empty", "")]
+                    [Problem(self.source, f"{section}.{prefix}_file", f"{path} is empty", "")]
                 )
             return value
         return None

@@ -6,6 +6,7 @@ formatting in `loader.py`. Addresses are parsed into `redkeeper.model.Address` h
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -90,7 +91,10 @@ class RedisSpec(_Strict):
     appendonly: bool = True
     save: str = "3600 1 300 100 60 10000"
     min_replicas_to_write: int = Field(default=1, ge=0)
-    min_replicas_max_lag: int = Field(default=10, ge=1)
+    # 3, not 10: a master cut off from its replicas acknowledges writes (all lost after the
+    # failover) for max_lag + ~0.3 s; no false refusal was measured at any value down to 1
+    # (benchmarks/bench_max_lag.py); 3 s tolerates two missed ACKs (docs/operations.md)
+    min_replicas_max_lag: int = Field(default=3, ge=1)
     maxmemory: str | None = None
     maxmemory_policy: str = "noeviction"
     repl_diskless_sync_delay: int | None = Field(
@@ -132,6 +136,62 @@ class HAProxySpec(_Strict):
 
 READ_FROM = ("master", "replica", "replica-preferred")
 
+DEFAULT_PRIORITY = 250  # VipSpec: the preferred host's VRRP priority
+IFNAME_RE = re.compile(r"^[^\s/:]{1,15}$")
+
+
+class VipSpec(_Strict):
+    """One virtual IP that keepalived (VRRP) moves between the proxy hosts (docs/lab.md).
+
+    `priorities`: one per proxy host, in `proxy.hosts` order; by default 250, 249, 248, …
+    starting, for the i-th VIP, at the i-th host (VIPs spread their preferred host). High
+    on purpose: a backup takes over 3 × advert_int + (256 − priority)/256 s after the last
+    advert, so 100 (seed 002's) adds 0.6 s to every failover, 249 adds 0.03 s.
+    """
+
+    address: str
+    prefix: int = Field(default=24, ge=1, le=32)
+    interface: str = "eth0"
+    router_id: int = Field(ge=1, le=255)
+    priorities: list[int] | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _address_ok(cls, value: str) -> str:
+        try:
+            return str(ipaddress.IPv4Address(value))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IPv4 address; keepalived moves an IPv4 address, "
+                "like 10.0.0.100"
+            ) from None
+
+    @field_validator("interface")
+    @classmethod
+    def _interface_ok(cls, value: str) -> str:
+        if not IFNAME_RE.fullmatch(value):
+            raise ValueError("must be a network interface name (1-15 characters, like eth0)")
+        return value
+
+
+class KeepalivedSpec(_Strict):
+    """keepalived on every proxy host: VRRP timing, peers, authentication, the track scripts.
+
+    Each proxy host's keepalived asks its own endpoint's /healthz (at `agent.metrics`'s port
+    on 127.0.0.1, bounded by `check_timeout_ms`): no answer → FAULT (the VIP leaves that
+    host); an answer that is not ok (no Sentinel majority) → `routing_weight` less priority,
+    so a healthy peer takes the VIP while a lone degraded proxy keeps serving.
+    """
+
+    advert_int: int = Field(default=1, ge=1, le=255)
+    unicast: bool = True
+    auth_pass_env: str | None = None
+    auth_pass_file: Path | None = None
+    preempt: bool = True
+    check_interval_s: int = Field(default=1, ge=1, le=60)
+    check_timeout_ms: int = Field(default=800, ge=50, le=60000)
+    routing_weight: int = Field(default=2, ge=0, le=253)
+
 
 class RedkeeperProxySpec(_Strict):
     """`proxy.mode: redkeeper`: the redkeeper proxy process (docs/proxy.md).
@@ -151,9 +211,16 @@ class RedkeeperProxySpec(_Strict):
 
 class ProxySpec(_Strict):
     """The endpoint: the routing mode, the pool's placement (every twemproxy 0.5.0 pool key;
-    the redkeeper proxy uses the same placement keys) and each mode's own settings."""
+    the redkeeper proxy uses the same placement keys) and each mode's own settings.
+
+    `hosts`: the proxy hosts, each running the endpoint (empty: the one host of `listen`);
+    `vips` + `keepalived`: the virtual IP(s) keepalived moves between them (docs/lab.md).
+    """
 
     mode: Literal["restart", "steady", "redkeeper"] = "restart"
+    hosts: list[str] = Field(default_factory=list)
+    vips: list[VipSpec] = Field(default_factory=list)
+    keepalived: KeepalivedSpec = Field(default_factory=KeepalivedSpec)
     haproxy: HAProxySpec = Field(default_factory=HAProxySpec)
     redkeeper: RedkeeperProxySpec = Field(default_factory=RedkeeperProxySpec)
     pool: str = "redkeeper"
@@ -173,6 +240,26 @@ class ProxySpec(_Strict):
     server_failure_limit: int = Field(default=2, ge=1)
     tcpkeepalive: bool = True
     mbuf_size: int | None = Field(default=None, ge=512)
+
+    def proxy_hosts(self) -> list[str]:
+        """Every host that runs the endpoint, in file order."""
+        return list(self.hosts) if self.hosts else [self.listen.host]
+
+    def priorities(self, vip_index: int) -> list[int]:
+        """VRRP priority of each proxy host (in `proxy_hosts` order) for VIP `vip_index`."""
+        vip = self.vips[vip_index]
+        if vip.priorities is not None:
+            return list(vip.priorities)
+        count = len(self.proxy_hosts())
+        return [DEFAULT_PRIORITY - (i - vip_index) % count for i in range(count)]
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts_ok(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not host or any(c.isspace() for c in host) or host.count(":") == 1:
+                raise ValueError(f"{host!r}: a proxy host is an address or a name, no port")
+        return value
 
     @field_validator("hash")
     @classmethod

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import tempfile
 import time
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from typing import BinaryIO
 from redkeeper.errors import ProcessError
 from redkeeper.model import Address
 from redkeeper.process import ManagedProcess, ProcessRecord, read_record, write_record
+from redkeeper.process.ports import accepts
 from redkeeper.proxy.base import RestartResult
 from redkeeper.waiting import poll_async
 
@@ -135,12 +135,9 @@ def _ended(record: ProcessRecord) -> bool:
 
 
 def _accepts(address: Address) -> bool:
-    """One quick TCP connect: True when something accepts on `address`."""
-    try:
-        with socket.create_connection((address.host, address.port), timeout=0.05):
-            return True
-    except OSError:
-        return False
+    """Something of this host accepts on `address` (`process.ports.accepts`: a listening
+    socket here, also on a VIP the peer proxy holds)."""
+    return accepts(address.host, address.port, 0.05)
 
 
 class ManagedNutcracker:

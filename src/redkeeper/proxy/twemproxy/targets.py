@@ -24,7 +24,7 @@ from redkeeper.errors import ApplyError, NutcrackerConfigError, Problem
 from redkeeper.fsutil import atomic_write
 from redkeeper.model import Address
 from redkeeper.process import pid_alive
-from redkeeper.process.ports import port_open
+from redkeeper.process.ports import accepts
 from redkeeper.proxy.base import ApplyOutcome, RestartResult
 from redkeeper.proxy.twemproxy.apply import (
     install_and_restart,
@@ -109,7 +109,7 @@ class _RestartingTarget:
             raise ApplyError(f"{self.config} does not route {', '.join(sorted(wrong))} as applied")
         if self.listen is not None:
             listen = self.listen
-            if not await asyncio.to_thread(port_open, listen.host, listen.port, 0.5):
+            if not await asyncio.to_thread(accepts, listen.host, listen.port, 0.5):
                 raise ApplyError(f"nutcracker does not accept on {listen} after the restart")
 
     async def repair(self, nodes: NodesView | None) -> RestartResult | None:
@@ -154,7 +154,7 @@ class CommandTarget(_RestartingTarget):
         if result.ok and self.listen is not None:
             listen = self.listen
             opened = await poll_async(
-                lambda: asyncio.to_thread(port_open, listen.host, listen.port, 0.05),
+                lambda: asyncio.to_thread(accepts, listen.host, listen.port, 0.05),
                 timeout=10.0,
                 interval=0.002,
             )
